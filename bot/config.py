@@ -1,0 +1,202 @@
+"""The models of shepherd.yml, and loading it with every problem reported at once.
+
+Credentials are never in the file: a region names the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.errors import ConfigError
+from commands.models import PurgePolicy, Throughput, WindowPolicy
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Region(Strict):
+    name: str
+    engine: Literal["clickhouse", "chdb"] = "clickhouse"
+    host: str = "localhost"
+    port: int = Field(default=8443, ge=1, le=65535)
+    database: str = "default"
+    tls: bool = True
+    username_env: str | None = None  # name of the environment variable holding the user
+    password_env: str | None = None  # name of the environment variable holding the password
+
+    @field_validator("database")
+    @classmethod
+    def _db_identifier(cls, v: str) -> str:
+        if not IDENTIFIER.match(v):
+            raise ValueError(f"database {v!r} is not a plain identifier (letters, digits, _)")
+        return v
+
+
+class Cluster(Strict):
+    name: str
+    regions: tuple[Region, ...] = Field(min_length=1)  # in order of preference
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(f"cluster name {v!r} must be lower-case letters, digits, '.', '_' or '-'")
+        return v
+
+
+class CustomerEntry(Strict):
+    name: str
+    cluster: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(f"customer name {v!r} must be lower-case letters, digits, '.', '_' or '-'")
+        return v
+
+
+class Customers(Strict):
+    # discover: read (id, cluster) from the source customers table at start; `explicit` is added to it.
+    discover: bool = False
+    explicit: tuple[CustomerEntry, ...] = ()
+
+
+class SourceTables(Strict):
+    """Postgres table and column names (identifiers, validated and quoted before use)."""
+
+    customers: str = "customers"
+    conversations: str = "conversations"
+    scorecards: str = "scorecards"
+    scores: str = "scores"
+    customer_id: str = "customer_id"
+    created_at: str = "created_at"
+    scorecard_type: str = "scorecard_type"
+
+    @model_validator(mode="after")
+    def _identifiers(self) -> SourceTables:
+        for field, value in self.model_dump().items():
+            if not IDENTIFIER.match(value):
+                raise ValueError(f"{field}: {value!r} is not a plain SQL identifier")
+        return self
+
+
+class TargetTables(Strict):
+    """ClickHouse table names in each cluster's database."""
+
+    scorecards: str = "scorecards"
+    scores: str = "scores"
+
+    @model_validator(mode="after")
+    def _identifiers(self) -> TargetTables:
+        for field, value in self.model_dump().items():
+            if not IDENTIFIER.match(value):
+                raise ValueError(f"{field}: {value!r} is not a plain SQL identifier")
+        return self
+
+
+class BackfillSettings(Strict):
+    default_parallel: int = Field(default=4, ge=1)
+    max_parallel: int = Field(default=16, ge=1)
+    window_workflow: str = "BackfillWindow"
+    window_task_queue: str | None = None  # None: Shepherd's own task queue
+    progress_done_key: str = "ReindexedConversations"
+    progress_total_key: str = "TotalConversationCount"
+    batch_rows: int = Field(default=50_000, ge=1)
+
+    @model_validator(mode="after")
+    def _parallel(self) -> BackfillSettings:
+        if self.default_parallel > self.max_parallel:
+            raise ValueError("default_parallel must not exceed max_parallel")
+        return self
+
+
+class LookupSettings(Strict):
+    attempts_per_region: int = Field(default=4, ge=1)
+    base_delay_s: float = Field(default=0.5, ge=0)
+    max_delay_s: float = Field(default=8.0, ge=0)
+
+
+class Access(Strict):
+    operators: tuple[str, ...] = ()  # Slack user ids (or user group handles as "@group")
+    approvers: tuple[str, ...] = ()
+    allowed_channels: tuple[str, ...] = ()  # empty: any channel
+    approvals_required: int = Field(default=1, ge=1)
+    approval_ttl_minutes: int = Field(default=30, ge=1)
+
+
+class ShepherdConfig(Strict):
+    timezone: str = "UTC"
+    clusters: tuple[Cluster, ...] = Field(min_length=1)
+    customers: Customers = Customers()
+    source: SourceTables = SourceTables()
+    target: TargetTables = TargetTables()
+    appeal_types: tuple[int, ...] = (1, 2, 3)
+    windows: WindowPolicy = WindowPolicy()
+    throughput: Throughput = Throughput()
+    purge: PurgePolicy = PurgePolicy()
+    backfill: BackfillSettings = BackfillSettings()
+    lookup: LookupSettings = LookupSettings()
+    access: Access = Access()
+
+    @model_validator(mode="after")
+    def _references(self) -> ShepherdConfig:
+        names = [c.name for c in self.clusters]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"cluster names repeat: {', '.join(dupes)}")
+        unknown = sorted({c.cluster for c in self.customers.explicit} - set(names))
+        if unknown:
+            raise ValueError(f"customers name unknown clusters: {', '.join(unknown)}")
+        if not self.customers.discover and not self.customers.explicit:
+            raise ValueError("customers: set discover: true or list customers under explicit")
+        if not self.appeal_types:
+            raise ValueError("appeal_types must list at least one scorecard type")
+        return self
+
+    def cluster(self, name: str) -> Cluster:
+        for c in self.clusters:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def format_validation_error(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        problems.append(f"{path}: {msg}")
+    return problems
+
+
+def parse_config(data: Any, source: str = "shepherd.yml") -> ShepherdConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of settings"])
+    try:
+        return ShepherdConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(source, format_validation_error(err)) from None
+
+
+def load_config(path: Path) -> ShepherdConfig:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(str(path), [f"cannot read the file: {err.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f"line {where.line + 1}: " if where is not None else ""
+        raise ConfigError(str(path), [f"{line}not valid YAML ({getattr(err, 'problem', err)})"]) from None
+    return parse_config(data, str(path))
