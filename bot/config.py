@@ -6,6 +6,7 @@ Credentials are never in the file: a region names the environment variables that
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
-from commands.models import PurgePolicy, Throughput, WindowPolicy
+from commands.models import DateRange, PurgePolicy, Throughput, WindowPolicy
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -134,8 +135,31 @@ class Access(Strict):
     approval_ttl_minutes: int = Field(default=30, ge=1)
 
 
+class DefaultRange(Strict):
+    """The date range a command covers when it names none: fixed dates, or the last `days` days."""
+
+    start: date | None = None
+    end: date | None = None
+    days: int = Field(default=51, ge=1)
+
+    @model_validator(mode="after")
+    def _both(self) -> DefaultRange:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("set both start and end, or neither")
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+    def resolve(self, today: date) -> DateRange:
+        if self.start is not None and self.end is not None:
+            return DateRange(start=self.start, end=self.end)
+        end = today - timedelta(days=1)
+        return DateRange(start=end - timedelta(days=self.days - 1), end=end)
+
+
 class ShepherdConfig(Strict):
     timezone: str = "UTC"
+    default_range: DefaultRange = DefaultRange()
     clusters: tuple[Cluster, ...] = Field(min_length=1)
     customers: Customers = Customers()
     source: SourceTables = SourceTables()

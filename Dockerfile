@@ -1,0 +1,20 @@
+# Production image: `shepherd serve` by default; run `shepherd worker` from the same image for the
+# Temporal worker. Configuration comes from the environment (SHEPHERD_*) and a mounted shepherd.yml.
+# No Docker engine runs on the development machines: this file is kept correct by reading.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY commands ./commands
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 shepherd
+COPY --from=build /install /usr/local
+USER shepherd
+WORKDIR /home/shepherd
+ENV SHEPHERD_CONFIG_PATH=/etc/shepherd/shepherd.yml \
+    PYTHONUNBUFFERED=1
+EXPOSE 3000
+ENTRYPOINT ["shepherd"]
+CMD ["serve", "--http", "--port", "3000"]

@@ -1,0 +1,126 @@
+"""Composition root: reads settings once, builds the clients and services, hands them out.
+
+Two shapes: production (a shepherd.yml, Postgres DSNs and ClickHouse clusters from settings)
+and embedded (`shepherd dev` and the CLI with no DSN: embedded Postgres, chdb and a Temporal
+dev server under the data directory, loaded with the demo dataset and its scaled config).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.adapters.clusters import ClusterLookup, DefaultResolver
+from bot.adapters.postgres import apply_migrations, make_pool
+from bot.config import ShepherdConfig, load_config, parse_config
+from bot.planning import PlanningService
+from bot.registry import CustomerRegistry, discover_customers
+from bot.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: ShepherdConfig
+    registry: CustomerRegistry
+    pool: Any  # psycopg ConnectionPool: bot state (schema shepherd)
+    source: Any  # psycopg ConnectionPool: source scorecards (may be the same pool)
+    lookup: ClusterLookup
+    planning: PlanningService
+    temporal_address: str | None
+    embedded: Any | None = None  # EmbeddedStack when running on embedded parts
+
+
+def is_embedded(settings: Settings) -> bool:
+    return settings.postgres_dsn is None
+
+
+def demo_spec_for(settings: Settings, scale: float | None = None, seed: int | None = None) -> Any:
+    """The demo spec to use: explicit values, else what the data directory was loaded with."""
+    from bot.demo import DemoSpec
+
+    saved: dict[str, Any] = {}
+    marker = settings.data_dir / "demo.json"
+    if marker.exists():
+        saved = json.loads(marker.read_text())
+    spec = DemoSpec()
+    return DemoSpec(
+        scale=scale if scale is not None else saved.get("scale", spec.scale),
+        seed=seed if seed is not None else saved.get("seed", spec.seed),
+    )
+
+
+def embedded_config(settings: Settings, spec: Any) -> ShepherdConfig:
+    """The demo config (pure: no server needed, so input can be checked before anything starts)."""
+    from bot.demo import demo_config
+
+    if "SHEPHERD_CONFIG_PATH" in os.environ:
+        return load_config(settings.config_path)
+    return parse_config(demo_config(spec), "demo config")
+
+
+def embedded_registry(config: ShepherdConfig) -> CustomerRegistry:
+    return CustomerRegistry.from_config(config)
+
+
+@contextmanager
+def open_runtime(
+    settings: Settings, *, temporal: bool, scale: float | None = None, seed: int | None = None
+) -> Iterator[Runtime]:
+    with ExitStack() as stack:
+        if is_embedded(settings):
+            yield _embedded(settings, stack, temporal=temporal, scale=scale, seed=seed)
+        else:
+            yield _production(settings, stack)
+
+
+def _embedded(settings: Settings, stack: ExitStack, *, temporal: bool, scale: float | None, seed: int | None) -> Runtime:
+    from bot.demo import load_demo
+    from bot.embedded import EmbeddedStack
+
+    spec = demo_spec_for(settings, scale, seed)
+    config = embedded_config(settings, spec)
+    parts = stack.enter_context(EmbeddedStack(settings.data_dir, temporal=temporal))
+    load_demo(parts.pg_dsn, parts.chdb, spec)
+    (settings.data_dir / "demo.json").write_text(json.dumps({"scale": spec.scale, "seed": spec.seed}))
+    (settings.data_dir / "shepherd.yml").write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
+    pool = make_pool(parts.pg_dsn)
+    stack.callback(pool.close)
+    apply_migrations(pool)
+    lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: parts.chdb), config.lookup)
+    registry = embedded_registry(config)
+    planning = PlanningService(config, registry, pool, lookup)
+    return Runtime(settings, config, registry, pool, pool, lookup, planning, parts.temporal_address, parts)
+
+
+def _production(settings: Settings, stack: ExitStack) -> Runtime:
+    assert settings.postgres_dsn is not None
+    config = load_config(settings.config_path)
+    pool = make_pool(settings.postgres_dsn)
+    stack.callback(pool.close)
+    apply_migrations(pool)
+    source = pool
+    if settings.source_dsn is not None:
+        source = make_pool(settings.source_dsn)
+        stack.callback(source.close)
+    discovered: list[tuple[str, str]] = []
+    if config.customers.discover:
+        with source.connection() as conn:
+            discovered = discover_customers(conn, config)
+    registry = CustomerRegistry.from_config(config, discovered)
+    lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, _no_chdb), config.lookup)
+    planning = PlanningService(config, registry, source, lookup)
+    return Runtime(settings, config, registry, pool, source, lookup, planning, settings.temporal_address)
+
+
+def _no_chdb() -> Any:
+    from bot.adapters.chdb_session import shared_session
+
+    return shared_session(Path(Settings().data_dir) / "clickhouse")

@@ -1,0 +1,168 @@
+"""Planning service: read volumes from the stores (one grouped query per source), then call the
+pure planners in `commands/`.
+
+Postgres gives the backfill volumes (non-appeal scorecards per customer and day); each cluster's
+ClickHouse gives the rows a purge would delete (per customer and day, both tables).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from psycopg import sql
+
+from bot.adapters.clusters import ClusterLookup, LookupResult
+from bot.adapters.sql import ch_table
+from bot.config import ShepherdConfig
+from bot.errors import UserInputError
+from bot.registry import CustomerRegistry
+from commands.chunks import plan_purge
+from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDayCount, PurgePlan
+from commands.schedule import plan_backfill
+
+
+@dataclass(frozen=True)
+class BackfillRequest:
+    customers: tuple[str, ...] | None  # None: all
+    range: DateRange | None = None  # None: the configured default range
+    window_days: int | None = None  # None: the policy decides
+    parallel: int | None = None  # None: configured default
+
+
+@dataclass(frozen=True)
+class PurgeRequest:
+    customers: tuple[str, ...] | None
+    range: DateRange | None = None
+    types: tuple[int, ...] | None = None  # None: the configured appeal types
+    clusters: tuple[str, ...] | None = None  # None: every cluster
+    max_rows: int | None = None  # None: the configured cap
+
+
+@dataclass
+class PurgePlanResult:
+    plan: PurgePlan
+    lookups: dict[str, LookupResult] = field(default_factory=dict)
+
+
+class PlanningService:
+    def __init__(
+        self,
+        config: ShepherdConfig,
+        registry: CustomerRegistry,
+        source: Any,  # psycopg ConnectionPool of the source database
+        lookup: ClusterLookup,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.source = source
+        self.lookup = lookup
+
+    def default_range(self, today: date) -> DateRange:
+        return self.config.default_range.resolve(today)
+
+    # ---- backfill ------------------------------------------------------------------
+
+    def plan_backfill(self, req: BackfillRequest, today: date) -> BackfillPlan:
+        customers = self.registry.resolve(req.customers)
+        rng = req.range or self.default_range(today)
+        parallel = req.parallel or self.config.backfill.default_parallel
+        if not 1 <= parallel <= self.config.backfill.max_parallel:
+            raise UserInputError(
+                f"--parallel {parallel} must be between 1 and {self.config.backfill.max_parallel}"
+            )
+        volumes = self.backfill_volumes(customers, rng)
+        return plan_backfill(
+            volumes, customers, rng, self.config.windows, self.config.throughput, parallel, req.window_days
+        )
+
+    def backfill_volumes(self, customers: Sequence[CustomerRef], rng: DateRange) -> list[DayVolume]:
+        src = self.config.source
+        query = sql.SQL(
+            "SELECT {cust}, ({created} AT TIME ZONE 'UTC')::date AS day, count(*) FROM {table}"
+            " WHERE {cust} = ANY(%(customers)s) AND {created} >= %(lo)s AND {created} < %(hi)s"
+            " AND NOT ({type} = ANY(%(appeal)s)) GROUP BY 1, 2"
+        ).format(
+            cust=sql.Identifier(src.customer_id),
+            created=sql.Identifier(src.created_at),
+            type=sql.Identifier(src.scorecard_type),
+            table=sql.Identifier(src.scorecards),
+        )
+        params = {
+            "customers": [c.name for c in customers],
+            "lo": _midnight(rng.start),
+            "hi": _midnight(rng.end + timedelta(days=1)),
+            "appeal": list(self.config.appeal_types),
+        }
+        with self.source.connection() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [DayVolume(customer=r[0], day=r[1], conversations=r[2]) for r in rows]
+
+    # ---- purge ---------------------------------------------------------------------
+
+    def plan_purge(self, req: PurgeRequest, today: date) -> PurgePlanResult:
+        customers = self.registry.resolve(req.customers)
+        clusters = self.registry.check_clusters(req.clusters)
+        customers = [c for c in customers if c.cluster in clusters]
+        if not customers:
+            raise UserInputError("none of those customers lives on the chosen clusters")
+        rng = req.range or self.default_range(today)
+        types = req.types or self.config.appeal_types
+        policy = self.config.purge
+        if req.max_rows is not None:
+            policy = policy.model_copy(update={"max_rows_per_mutation": req.max_rows})
+        counts, lookups = self.purge_counts(customers, rng, types)
+        return PurgePlanResult(plan_purge(counts, customers, rng, types, policy), lookups)
+
+    def purge_counts(
+        self, customers: Sequence[CustomerRef], rng: DateRange, types: Sequence[int]
+    ) -> tuple[list[PurgeDayCount], dict[str, LookupResult]]:
+        by_cluster: dict[str, list[str]] = defaultdict(list)
+        for c in customers:
+            by_cluster[c.cluster].append(c.name)
+        counts: list[PurgeDayCount] = []
+        lookups: dict[str, LookupResult] = {}
+        for cluster, names in sorted(by_cluster.items()):
+            found = self.lookup.connect(cluster)
+            lookups[cluster] = found
+            counts += self._cluster_counts(found, cluster, names, rng, types)
+        return counts, lookups
+
+    def _cluster_counts(
+        self, found: LookupResult, cluster: str, names: list[str], rng: DateRange, types: Sequence[int]
+    ) -> list[PurgeDayCount]:
+        ch = found.client
+        cards = ch_table(ch.database, self.config.target.scorecards)
+        scores = ch_table(ch.database, self.config.target.scores)
+        where = (
+            "customer_id IN {customers:Array(String)} AND day BETWEEN {lo:Date} AND {hi:Date}"
+            " AND scorecard_type IN {types:Array(UInt8)}"
+        )
+        # One round trip per cluster: both tables' counts per customer and day.
+        query = (
+            f"SELECT 'scorecards' AS t, customer_id, day, count() FROM {cards} WHERE {where}"
+            " GROUP BY customer_id, day"
+            f" UNION ALL SELECT 'scores' AS t, customer_id, day, count() FROM {scores}"
+            " WHERE customer_id IN {customers:Array(String)} AND day BETWEEN {lo:Date} AND {hi:Date}"
+            f" AND (customer_id, scorecard_id) IN (SELECT customer_id, scorecard_id FROM {cards} WHERE {where})"
+            " GROUP BY customer_id, day"
+        )
+        params = {"customers": names, "lo": rng.start, "hi": rng.end, "types": list(types)}
+        merged: dict[tuple[str, date], dict[str, int]] = defaultdict(lambda: {"scorecards": 0, "scores": 0})
+        for table, customer, day, n in ch.query(query, params):
+            merged[(customer, _as_date(day))][table] = int(n)
+        return [
+            PurgeDayCount(cluster=cluster, customer=c, day=d, scorecards=v["scorecards"], scores=v["scores"])
+            for (c, d), v in sorted(merged.items())
+        ]
+
+
+def _midnight(d: date) -> datetime:
+    return datetime.combine(d, time.min, tzinfo=timezone.utc)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
