@@ -81,7 +81,9 @@ def open_runtime(
             yield _production(settings, stack)
 
 
-def _embedded(settings: Settings, stack: ExitStack, *, temporal: bool, scale: float | None, seed: int | None) -> Runtime:
+def _embedded(
+    settings: Settings, stack: ExitStack, *, temporal: bool, scale: float | None, seed: int | None
+) -> Runtime:
     from bot.demo import load_demo
     from bot.embedded import EmbeddedStack
 

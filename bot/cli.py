@@ -7,7 +7,6 @@ exits 2. Errors Shepherd raises on purpose are printed as their reply, never as 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence

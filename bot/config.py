@@ -37,7 +37,7 @@ class Region(Strict):
     @field_validator("database")
     @classmethod
     def _db_identifier(cls, v: str) -> str:
-        if not IDENTIFIER.match(v):
+        if not IDENTIFIER.fullmatch(v):
             raise ValueError(f"database {v!r} is not a plain identifier (letters, digits, _)")
         return v
 
@@ -49,7 +49,7 @@ class Cluster(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not NAME.match(v):
+        if not NAME.fullmatch(v):
             raise ValueError(f"cluster name {v!r} must be lower-case letters, digits, '.', '_' or '-'")
         return v
 
@@ -61,7 +61,7 @@ class CustomerEntry(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not NAME.match(v):
+        if not NAME.fullmatch(v):
             raise ValueError(f"customer name {v!r} must be lower-case letters, digits, '.', '_' or '-'")
         return v
 
@@ -86,7 +86,7 @@ class SourceTables(Strict):
     @model_validator(mode="after")
     def _identifiers(self) -> SourceTables:
         for field, value in self.model_dump().items():
-            if not IDENTIFIER.match(value):
+            if not IDENTIFIER.fullmatch(value):
                 raise ValueError(f"{field}: {value!r} is not a plain SQL identifier")
         return self
 
@@ -100,7 +100,7 @@ class TargetTables(Strict):
     @model_validator(mode="after")
     def _identifiers(self) -> TargetTables:
         for field, value in self.model_dump().items():
-            if not IDENTIFIER.match(value):
+            if not IDENTIFIER.fullmatch(value):
                 raise ValueError(f"{field}: {value!r} is not a plain SQL identifier")
         return self
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from commands.chunks import plan_purge
+from commands.schedule import plan_backfill
 from psycopg import sql
 
 from bot.adapters.clusters import ClusterLookup, LookupResult
@@ -20,9 +22,7 @@ from bot.adapters.sql import ch_table
 from bot.config import ShepherdConfig
 from bot.errors import UserInputError
 from bot.registry import CustomerRegistry
-from commands.chunks import plan_purge
 from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDayCount, PurgePlan
-from commands.schedule import plan_backfill
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ class PlanningService:
 
 
 def _midnight(d: date) -> datetime:
-    return datetime.combine(d, time.min, tzinfo=timezone.utc)
+    return datetime.combine(d, time.min, tzinfo=UTC)
 
 
 def _as_date(value: Any) -> date:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 
 import pytest
@@ -63,7 +64,5 @@ def test_names() -> None:
 def test_parsers_only_raise_value_error(text: str) -> None:
     for fn in (lambda t: parse_date(t, "--from"), parse_window, parse_types,
                lambda t: parse_names(t, "customer"), lambda t: parse_count(t, "-n", minimum=1)):
-        try:
+        with contextlib.suppress(ValueError):
             fn(text)
-        except ValueError:
-            pass

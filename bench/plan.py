@@ -1,0 +1,86 @@
+"""Planning benchmark: backfill and purge plans for all 95 demo customers over 365 days.
+
+Loads the demo dataset (365 days, at least 5M source scorecards) into an embedded stack under
+.shepherd/bench-plan (reused on later runs), then times the volume queries (one grouped Postgres
+query; one ClickHouse query per cluster) and the pure planners separately.
+Last line: one JSON object. Targets: pure planning < 100 ms; volume query + planning < 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+from bot.demo import DemoSpec, demo_config, load_demo
+from bot.embedded import EmbeddedStack
+from commands.chunks import plan_purge
+from commands.schedule import plan_backfill
+
+from bot.adapters.clusters import ClusterLookup, DefaultResolver
+from bot.adapters.postgres import make_pool
+from bot.config import parse_config
+from bot.planning import PlanningService
+from bot.registry import CustomerRegistry
+from commands.models import DateRange
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=float, default=0.02)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--data-dir", type=Path, default=Path(".shepherd/bench-plan"))
+    args = ap.parse_args()
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    spec = DemoSpec(scale=args.scale, days=args.days)
+    config = parse_config(demo_config(spec), "demo config")
+    with EmbeddedStack(args.data_dir, temporal=False) as stack:
+        began = time.perf_counter()
+        stats = load_demo(stack.pg_dsn, stack.chdb, spec)
+        load_s = time.perf_counter() - began
+        pool = make_pool(stack.pg_dsn)
+        lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: stack.chdb), config.lookup)
+        registry = CustomerRegistry.from_config(config)
+        planning = PlanningService(config, registry, pool, lookup)
+        customers = registry.all()
+        rng = DateRange(start=spec.start, end=spec.start.fromordinal(spec.start.toordinal() + args.days - 1))
+        query_s, pure_s, total_s = [], [], []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            volumes = planning.backfill_volumes(customers, rng)
+            counts, _ = planning.purge_counts(customers, rng, config.appeal_types)
+            t1 = time.perf_counter()
+            backfill = plan_backfill(volumes, customers, rng, config.windows, config.throughput,
+                                     config.backfill.default_parallel)
+            purge = plan_purge(counts, customers, rng, config.appeal_types, config.purge)
+            t2 = time.perf_counter()
+            query_s.append(t1 - t0)
+            pure_s.append(t2 - t1)
+            total_s.append(t2 - t0)
+        pool.close()
+    result = {
+        "bench": "plan",
+        "customers": len(customers),
+        "days": args.days,
+        "source_scorecards": stats.scorecards if hasattr(stats, "scorecards") else None,
+        "load_s": round(load_s, 2),
+        "volume_rows": len(volumes),
+        "purge_day_counts": len(counts),
+        "windows": len(backfill.windows),
+        "chunks": sum(len(c.chunks) for c in purge.clusters),
+        "query_s_median": round(statistics.median(query_s), 3),
+        "pure_ms_median": round(statistics.median(pure_s) * 1000, 1),
+        "query_plus_plan_s_median": round(statistics.median(total_s), 3),
+        "query_plus_plan_s_max": round(max(total_s), 3),
+        "today": date.today().isoformat(),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
