@@ -1,0 +1,109 @@
+"""Schedules and plan hashes: LPT makespan on N slots, its lower bound, the stable plan hash,
+and `plan_backfill`, which puts windows, estimates and schedule together."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel
+
+from commands.models import (
+    BackfillPlan,
+    CustomerRef,
+    DateRange,
+    DayVolume,
+    Throughput,
+    WindowPolicy,
+)
+from commands.windows import plan_customer
+
+
+def lpt_schedule(durations: Sequence[float], slots: int) -> tuple[float, list[int]]:
+    """Longest processing time first, each job to the least-loaded slot (ties: lowest slot)."""
+    if slots < 1:
+        raise ValueError("slots must be at least 1")
+    order = sorted(range(len(durations)), key=lambda i: (-durations[i], i))
+    heap = [(0.0, s) for s in range(slots)]
+    assignment = [0] * len(durations)
+    for i in order:
+        load, slot = heapq.heappop(heap)
+        assignment[i] = slot
+        heapq.heappush(heap, (load + durations[i], slot))
+    return max(load for load, _ in heap), assignment
+
+
+def lower_bound(durations: Sequence[float], slots: int) -> float:
+    if not durations:
+        return 0.0
+    return max(sum(durations) / slots, max(durations))
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return _canonical(value.model_dump(mode="python"))
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items()) if k != "plan_hash"}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def plan_hash(obj: Any) -> str:
+    """Stable across processes and runs: sha256 of canonical JSON, without the hash field itself."""
+    text = json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _round2(pair: tuple[float, float]) -> tuple[float, float]:
+    return round(pair[0], 2), round(pair[1], 2)
+
+
+def plan_backfill(
+    volumes: Sequence[DayVolume],
+    customers: Sequence[CustomerRef],
+    rng: DateRange,
+    policy: WindowPolicy,
+    throughput: Throughput,
+    parallel: int,
+    window_override: int | None = None,
+) -> BackfillPlan:
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, not {parallel}")
+    if not customers:
+        raise ValueError("a backfill plan needs at least one customer")
+    asked = {c.name for c in customers}
+    per_customer: dict[str, dict[date, int]] = defaultdict(dict)
+    for v in volumes:
+        if v.customer in asked and rng.start <= v.day <= rng.end:
+            per_customer[v.customer][v.day] = per_customer[v.customer].get(v.day, 0) + v.conversations
+    plans = tuple(
+        plan_customer(c, rng, per_customer[c.name], policy, throughput, window_override) for c in customers
+    )
+    windows = [w for p in plans for w in p.windows]
+    lo = [w.est_hours[0] for w in windows]
+    hi = [w.est_hours[1] for w in windows]
+    body: dict[str, Any] = {
+        "range": rng,
+        "customers": plans,
+        "parallel": parallel,
+        "sequential_hours": _round2((sum(lo), sum(hi))),
+        "makespan_hours": _round2((lpt_schedule(lo, parallel)[0], lpt_schedule(hi, parallel)[0])),
+        "lower_bound_hours": _round2((lower_bound(lo, parallel), lower_bound(hi, parallel))),
+    }
+    return BackfillPlan(**body, plan_hash=plan_hash(body))
+
+
+def schedule_order(plan: BackfillPlan) -> list[int]:
+    """Indexes of plan.windows in the order a job should start them: largest first (LPT)."""
+    windows = plan.windows
+    return sorted(range(len(windows)), key=lambda i: (-windows[i].conversations, i))
