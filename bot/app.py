@@ -90,7 +90,7 @@ def _embedded(
     spec = demo_spec_for(settings, scale, seed)
     config = embedded_config(settings, spec)
     parts = stack.enter_context(EmbeddedStack(settings.data_dir, temporal=temporal))
-    load_demo(parts.pg_dsn, parts.chdb, spec)
+    load_demo(parts.pg_dsn, parts.clickhouse, spec)
     (settings.data_dir / "demo.json").write_text(json.dumps({"scale": spec.scale, "seed": spec.seed}))
     (settings.data_dir / "shepherd.yml").write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
     pool = make_pool(parts.pg_dsn)

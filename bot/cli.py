@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     dev = sub.add_parser("dev", help="run Shepherd on the embedded stack with the demo dataset")
-    dev.add_argument("--scale", type=float, help="demo data scale (1.0 = production volumes; default 0.01)")
+    dev.add_argument("--scale", type=float, help="demo data scale (1.0 = production volumes; default 0.005)")
     dev.add_argument("--seed", type=int, help="demo data seed (default 7)")
     dev.add_argument("--ready-exit", action="store_true", help="start, report readiness, then stop")
 

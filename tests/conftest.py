@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp/shepherd-test-run")
+os.makedirs("/tmp/shepherd-test-run", mode=0o700, exist_ok=True)
 
 
 @pytest.fixture(scope="session")
