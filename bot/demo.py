@@ -212,10 +212,10 @@ def _load_postgres(conn: psycopg.Connection[Any], spec: DemoSpec) -> DemoStats:
     conn.execute("ANALYZE")
     counts = {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # type: ignore[index]
               for t in ("customers", "conversations", "scorecards", "scores")}
-    appeals = conn.execute("SELECT count(*) FROM scorecards WHERE scorecard_type <= 3").fetchone()
+    appeal_row = conn.execute("SELECT count(*) FROM scorecards WHERE scorecard_type <= 3").fetchone()
     return DemoStats(
         customers=counts["customers"], conversations=counts["conversations"], scorecards=counts["scorecards"],
-        appeal_scorecards=int(appeals[0]) if appeals else 0, scores=counts["scores"], per_table=counts,
+        appeal_scorecards=int(appeal_row[0]) if appeal_row else 0, scores=counts["scores"], per_table=counts,
     )
 
 

@@ -157,5 +157,11 @@ class EmbeddedStack:
         self.temporal_address = f"127.0.0.1:{port}"
 
     def _write_state(self) -> None:
-        state = {"pid": os.getpid(), "postgres": self.pg_dsn, "temporal": self.temporal_address}
+        state = {
+            "pid": os.getpid(),
+            "postgres": self.pg_dsn,
+            "postgres_pid": self._pg.get_pid() if self._pg is not None else None,
+            "temporal": self.temporal_address,
+            "temporal_pid": self._temporal.pid if self._temporal is not None else None,
+        }
         (self.data_dir / "stack.json").write_text(json.dumps(state))

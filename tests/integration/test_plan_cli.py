@@ -24,6 +24,15 @@ def shepherd(data_dir: Path, *args: str, timeout: float = 180) -> subprocess.Com
     )
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.exists() and status.read_text().split()[2] == "Z")
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "stack"
@@ -105,6 +114,9 @@ def test_second_process_is_refused_while_dev_runs(data_dir: Path) -> None:
         for line in dev.stdout:
             if "Ctrl-C" in line or time.monotonic() > deadline:
                 break
+        state = json.loads((data_dir / "stack.json").read_text())
+        children = [state["postgres_pid"], state["temporal_pid"]]
+        assert all(pid_alive(p) for p in children)
         busy = shepherd(data_dir, "plan", "purge", "oportun")
         assert busy.returncode != 0
         assert "another" in busy.stderr and "Traceback" not in busy.stderr
@@ -113,6 +125,8 @@ def test_second_process_is_refused_while_dev_runs(data_dir: Path) -> None:
     finally:
         dev.send_signal(signal.SIGINT)
         assert dev.wait(timeout=60) == 0
+    assert not any(pid_alive(p) for p in children), "Ctrl-C left Postgres or Temporal running"
+    assert not (data_dir / "stack.json").exists()
     # after a clean stop the data is reused, not reloaded
     done = shepherd(data_dir, "plan", "backfill", "hilton", "--json")
     assert done.returncode == 0, done.stderr
