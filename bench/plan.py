@@ -16,32 +16,30 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bot.demo import DemoSpec, demo_config, load_demo
-from bot.embedded import EmbeddedStack
-from commands.chunks import plan_purge
-from commands.schedule import plan_backfill
-
 from bot.adapters.clusters import ClusterLookup, DefaultResolver
 from bot.adapters.postgres import make_pool
 from bot.config import parse_config
+from bot.demo import DemoSpec, demo_config, load_demo
+from bot.embedded import EmbeddedStack
 from bot.planning import PlanningService
 from bot.registry import CustomerRegistry
+from commands.chunks import plan_purge
 from commands.models import DateRange
+from commands.schedule import plan_backfill
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scale", type=float, default=0.02)
+    ap.add_argument("--scale", type=float, default=0.014)
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--data-dir", type=Path, default=Path(".shepherd/bench-plan"))
     args = ap.parse_args()
-    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
     spec = DemoSpec(scale=args.scale, days=args.days)
     config = parse_config(demo_config(spec), "demo config")
     with EmbeddedStack(args.data_dir, temporal=False) as stack:
         began = time.perf_counter()
-        stats = load_demo(stack.pg_dsn, stack.chdb, spec)
+        stats = load_demo(stack.pg_dsn, stack.clickhouse, spec)
         load_s = time.perf_counter() - began
         pool = make_pool(stack.pg_dsn)
         lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: stack.chdb), config.lookup)
@@ -67,7 +65,8 @@ def main() -> None:
         "bench": "plan",
         "customers": len(customers),
         "days": args.days,
-        "source_scorecards": stats.scorecards if hasattr(stats, "scorecards") else None,
+        "source_scorecards": stats.scorecards,
+        "source_scores": stats.scores,
         "load_s": round(load_s, 2),
         "volume_rows": len(volumes),
         "purge_day_counts": len(counts),

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from commands.chunks import plan_purge
-from commands.schedule import plan_backfill
 from psycopg import sql
 
 from bot.adapters.clusters import ClusterLookup, LookupResult
@@ -22,7 +20,9 @@ from bot.adapters.sql import ch_table
 from bot.config import ShepherdConfig
 from bot.errors import UserInputError
 from bot.registry import CustomerRegistry
+from commands.chunks import plan_purge
 from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDayCount, PurgePlan
+from commands.schedule import plan_backfill
 
 
 @dataclass(frozen=True)
