@@ -100,12 +100,12 @@ def daily_counts(spec: DemoSpec) -> list[tuple[str, date, int, int]]:
     return rows
 
 
-def demo_config(spec: DemoSpec) -> dict[str, Any]:
+def demo_config(spec: DemoSpec, db_prefix: str = "") -> dict[str, Any]:
     """shepherd.yml for the demo: thresholds, throughput and purge cap scaled with the data."""
     s = spec.scale
 
     def region(name: str, cluster: str) -> dict[str, Any]:
-        return {"name": name, "engine": "chdb", "database": ch_database(cluster), "tls": False}
+        return {"name": name, "engine": "chdb", "database": db_prefix + ch_database(cluster), "tls": False}
 
     clusters = [
         {"name": c, "regions": [region("us-east-1", c), region("us-west-2", c)] if c == "voice-prod"
@@ -142,17 +142,18 @@ def _loaded_key(conn: psycopg.Connection[Any]) -> str | None:
     return str(row[0]) if row else None
 
 
-def load_demo(pg_dsn: str, ch_for: Callable[[str], ClickHouse], spec: DemoSpec) -> DemoStats:
+def load_demo(pg_dsn: str, ch_for: Callable[[str], ClickHouse], spec: DemoSpec, db_prefix: str = "") -> DemoStats:
     """Load the dataset (once): Postgres source tables, then every cluster's ClickHouse database."""
     began = time.monotonic()
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        if _loaded_key(conn) == spec.key() and _clickhouse_complete(conn, ch_for):
+        prefixed = lambda db: ch_for(db_prefix + db)  # noqa: E731
+        if _loaded_key(conn) == spec.key() and _clickhouse_complete(conn, prefixed):
             row = conn.execute("SELECT stats FROM public.demo_meta").fetchone()
             assert row is not None
             return DemoStats(**{**row[0], "seconds": time.monotonic() - began, "reloaded": False})
         stats = _load_postgres(conn, spec)
         for cluster in CLUSTERS:
-            _copy_cluster(conn, ch_for(ch_database(cluster)), cluster)
+            _copy_cluster(conn, prefixed(ch_database(cluster)), cluster)
         stats.seconds = round(time.monotonic() - began, 2)
         stats.reloaded = True
         conn.execute("DELETE FROM public.demo_meta")

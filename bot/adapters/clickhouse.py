@@ -12,6 +12,7 @@ import calendar
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -149,6 +150,9 @@ def convert_rows(payload: bytes) -> list[tuple[Any, ...]]:
 # ---- the adapters ---------------------------------------------------------------------------------
 
 
+_SESSION_LOCK = threading.RLock()
+
+
 class ChdbClickHouse:
     """One cluster's database in the process's shared chdb session (embedded ClickHouse)."""
 
@@ -162,9 +166,11 @@ class ChdbClickHouse:
     def _run(self, sql: str, params: Mapping[str, Any] | None, fmt: str) -> Any:
         bound = {k: param_text(v) for k, v in params.items()} if params else None
         try:
-            if bound:
-                return self.session.query(sql, fmt, params=bound)
-            return self.session.query(sql, fmt)
+            # chdb keeps bound parameters as session state: concurrent calls would see each other's.
+            with _SESSION_LOCK:
+                if bound:
+                    return self.session.query(sql, fmt, params=bound)
+                return self.session.query(sql, fmt)
         except Exception as err:  # chdb raises ChdbError (a RuntimeError) for every engine error
             raise UpstreamError(f"ClickHouse (embedded, {self.database}): {_error_text(err)}") from err
 

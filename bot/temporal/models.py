@@ -35,6 +35,10 @@ class BackfillJobInput:
     # (a dict built from `input_mapping`: {their_key: our_field}).
     input_mapping: dict[str, str] = field(default_factory=dict)
     run: int = 1  # 1 for the first run; retries are later runs of the same job
+    heartbeat_timeout_s: float = 300.0
+    max_attempts: int = 5
+    progress_done_key: str = "ReindexedConversations"
+    progress_total_key: str = "TotalConversationCount"
 
 
 @dataclass
