@@ -93,7 +93,7 @@ def _embedded(
     load_demo(parts.pg_dsn, parts.clickhouse, spec)
     (settings.data_dir / "demo.json").write_text(json.dumps({"scale": spec.scale, "seed": spec.seed}))
     (settings.data_dir / "shepherd.yml").write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
-    pool = make_pool(parts.pg_dsn)
+    pool = make_pool(parts.pg_dsn, max_size=20)
     stack.callback(pool.close)
     apply_migrations(pool)
     lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: parts.chdb), config.lookup)
@@ -105,7 +105,7 @@ def _embedded(
 def _production(settings: Settings, stack: ExitStack) -> Runtime:
     assert settings.postgres_dsn is not None
     config = load_config(settings.config_path)
-    pool = make_pool(settings.postgres_dsn)
+    pool = make_pool(settings.postgres_dsn, max_size=20)
     stack.callback(pool.close)
     apply_migrations(pool)
     source = pool
@@ -117,12 +117,13 @@ def _production(settings: Settings, stack: ExitStack) -> Runtime:
         with source.connection() as conn:
             discovered = discover_customers(conn, config)
     registry = CustomerRegistry.from_config(config, discovered)
-    lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, _no_chdb), config.lookup)
+    lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: _local_chdb(settings)), config.lookup)
     planning = PlanningService(config, registry, source, lookup)
     return Runtime(settings, config, registry, pool, source, lookup, planning, settings.temporal_address)
 
 
-def _no_chdb() -> Any:
+def _local_chdb(settings: Settings) -> Any:
+    """Regions with engine "chdb" in a production config: this process's chdb under the data dir."""
     from bot.adapters.chdb_session import shared_session
 
-    return shared_session(Path(Settings().data_dir) / "clickhouse")
+    return shared_session(Path(settings.data_dir) / "clickhouse")

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--seed", type=int, help="demo data seed (default 7)")
     dev.add_argument("--ready-exit", action="store_true", help="start, report readiness, then stop")
 
+    sub.add_parser("worker", help="run the Temporal worker (needs SHEPHERD_POSTGRES_DSN, SHEPHERD_TEMPORAL_ADDRESS)")
+
     plan = sub.add_parser("plan", help="plan a backfill or a purge (reads volumes, changes nothing)")
     kinds = plan.add_subparsers(dest="kind", required=True, parser_class=_Parser)
     bf = kinds.add_parser("backfill", help="windows, estimates and schedule for a backfill")
@@ -66,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.dev import run_dev
 
             return run_dev(settings, scale=args.scale, seed=args.seed, ready_exit=args.ready_exit)
+        if args.command == "worker":
+            from bot.worker_cli import run_worker
+
+            return run_worker(settings)
         if args.command == "plan":
             from bot.plan_cli import run_plan
 
