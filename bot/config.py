@@ -113,6 +113,9 @@ class BackfillSettings(Strict):
     progress_done_key: str = "ReindexedConversations"
     progress_total_key: str = "TotalConversationCount"
     batch_rows: int = Field(default=50_000, ge=1)
+    pause_between_days_s: float = Field(default=0.0, ge=0)  # breathing room for the source database
+    heartbeat_timeout_s: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")
     def _parallel(self) -> BackfillSettings:

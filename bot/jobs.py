@@ -66,12 +66,12 @@ def window_specs(plan: BackfillPlan) -> list[WindowSpec]:
 
 class JobService:
     def __init__(self, client: Client, pool: Any, config: ShepherdConfig, task_queue: str,
-                 *, heartbeat_timeout_s: float = 300.0) -> None:
+                 *, heartbeat_timeout_s: float | None = None) -> None:
         self.client = client
         self.pool = pool
         self.config = config
         self.task_queue = task_queue
-        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.heartbeat_timeout_s = heartbeat_timeout_s or config.backfill.heartbeat_timeout_s
 
     # ---- start -------------------------------------------------------------------------
 
@@ -83,7 +83,8 @@ class JobService:
             job_id=job_id, plan_hash=plan.plan_hash, windows=window_specs(plan),
             parallel=parallel or plan.parallel, start_at=start_at.isoformat() if start_at else None,
             window_workflow=bf.window_workflow, window_task_queue=bf.window_task_queue,
-            heartbeat_timeout_s=self.heartbeat_timeout_s, progress_done_key=bf.progress_done_key,
+            heartbeat_timeout_s=self.heartbeat_timeout_s, max_attempts=bf.max_attempts,
+            progress_done_key=bf.progress_done_key,
             progress_total_key=bf.progress_total_key,
         )
         workflow_id = job_workflow_id("backfill", job_id)
@@ -208,7 +209,8 @@ class JobService:
         inp = BackfillJobInput(
             job_id=job_id, plan_hash=plan.plan_hash, windows=specs, parallel=progress.parallel,
             window_workflow=bf.window_workflow, window_task_queue=bf.window_task_queue,
-            heartbeat_timeout_s=self.heartbeat_timeout_s, progress_done_key=bf.progress_done_key,
+            heartbeat_timeout_s=self.heartbeat_timeout_s, max_attempts=bf.max_attempts,
+            progress_done_key=bf.progress_done_key,
             progress_total_key=bf.progress_total_key, run=2,
         )
         workflow_id = job_workflow_id("backfill", job_id)

@@ -155,4 +155,6 @@ class Reindexer:
                 on_progress(progress)
                 last_report = time.monotonic()
             day += timedelta(days=1)
+            if day <= end and self.config.backfill.pause_between_days_s:
+                time.sleep(self.config.backfill.pause_between_days_s)
         return progress

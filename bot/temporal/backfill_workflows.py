@@ -168,11 +168,10 @@ class BackfillJob:
         if exc is None:
             result = task.result()
             w.state = "done"
-            if isinstance(result, dict):
-                w.done = int(result.get("conversations", w.total))
-                w.region = result.get("region")
-            else:
-                w.done, w.region = getattr(result, "conversations", w.total), getattr(result, "region", None)
+            found = result if isinstance(result, dict) else vars(result) if hasattr(result, "__dict__") else {}
+            w.done = int(found.get("conversations", w.total))
+            w.region = found.get("region")
+            w.resumed_from = found.get("resumed_from")
         else:
             w.state = "cancelled" if isinstance(exc, CancelledError | asyncio.CancelledError) else "failed"
             w.last_failure = _failure_text(exc)

@@ -86,6 +86,7 @@ class WindowState:
     last_failure: str | None = None
     workflow_id: str | None = None
     region: str | None = None
+    resumed_from: str | None = None  # a retried attempt resumed from this day (its last heartbeat)
 
 
 @dataclass

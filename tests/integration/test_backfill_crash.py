@@ -1,0 +1,133 @@
+"""SIGKILL the worker process mid-window; a new worker resumes from the heartbeat, nothing doubles."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+from bot.adapters.postgres import apply_migrations, make_pool
+from bot.config import parse_config
+from bot.demo import DemoSpec, demo_config
+from bot.jobs import JobService, new_job_id
+from commands.models import CustomerRef, DateRange, DayVolume
+from commands.schedule import plan_backfill
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = DemoSpec(scale=0.004, seed=3)
+RANGE = DateRange(start=date(2026, 1, 3), end=date(2026, 1, 22))
+
+COUNT_SCRIPT = """
+import json, sys
+from pathlib import Path
+from bot.adapters.chdb_session import shared_session
+from bot.adapters.clickhouse import ChdbClickHouse
+from bot.demo import DemoSpec, load_demo
+data, dsn, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+session = shared_session(data / "clickhouse")
+if mode == "load":
+    load_demo(dsn, lambda db: ChdbClickHouse(session, db), DemoSpec(scale=float(sys.argv[4]), seed=int(sys.argv[5])))
+else:
+    ch = ChdbClickHouse(session, "cluster_chat_prod")
+    rows = ch.query("SELECT toString(day), countIf(scorecard_type > 3), countIf(scorecard_type <= 3)"
+                    " FROM cluster_chat_prod.scorecards WHERE customer_id = 'hilton' GROUP BY day ORDER BY day")
+    scores = ch.query("SELECT toString(day), count() FROM cluster_chat_prod.scores WHERE customer_id = 'hilton'"
+                      " GROUP BY day ORDER BY day")
+    print(json.dumps({"cards": rows, "scores": scores}))
+"""
+
+
+def run_script(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-c", COUNT_SCRIPT, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=env,
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+
+
+async def test_sigkill_mid_window_resumes_from_heartbeat(temporal_env: Any, pg_server_dsn: str,
+                                                         tmp_path: Path) -> None:
+    name = "c" + uuid.uuid4().hex[:10]
+    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = pg_server_dsn.replace("/postgres?", f"/{name}?")
+    run_script(str(tmp_path), dsn, "load", str(SPEC.scale), str(SPEC.seed))
+    raw = demo_config(SPEC)
+    raw["backfill"] = {"pause_between_days_s": 0.4, "heartbeat_timeout_s": 3, "max_attempts": 10}
+    (tmp_path / "shepherd.yml").write_text(yaml.safe_dump(raw))
+    config = parse_config(raw)
+    pool = make_pool(dsn)
+    apply_migrations(pool)
+    queue = f"crash-{uuid.uuid4()}"
+    address = temporal_env.client.service_client.config.target_host
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SHEPHERD_")},
+           "SHEPHERD_POSTGRES_DSN": dsn, "SHEPHERD_TEMPORAL_ADDRESS": address,
+           "SHEPHERD_TEMPORAL_TASK_QUEUE": queue, "SHEPHERD_CONFIG_PATH": str(tmp_path / "shepherd.yml"),
+           "SHEPHERD_DATA_DIR": str(tmp_path)}
+    with pool.connection() as conn:
+        days = conn.execute(
+            "SELECT created_at::date, count(*) FROM scorecards WHERE customer_id = 'hilton' AND scorecard_type > 3"
+            " AND created_at >= %s AND created_at < %s + 1 GROUP BY 1", (RANGE.start, RANGE.end)).fetchall()
+    hilton = CustomerRef(name="hilton", cluster="chat-prod")
+    volumes = [DayVolume(customer="hilton", day=d, conversations=n) for d, n in days]
+    plan = plan_backfill(volumes, [hilton], RANGE, config.windows, config.throughput, 1, window_override=20)
+    jobs = JobService(temporal_env.client, pool, config, queue)
+    log = tmp_path / "worker.log"
+    first = start_worker(env, log)
+    try:
+        job = new_job_id("backfill")
+        await jobs.start_backfill(plan, job, "U_ALICE")
+        killed_at = None
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            progress = await jobs.progress(job)
+            (w,) = progress.windows
+            if w.state == "running" and w.done > 0 and w.last_failure is None:
+                beat = await jobs.window_heartbeat(w.workflow_id or "")
+                if beat.get("day", RANGE.start.isoformat()) >= "2026-01-08":
+                    killed_at = beat["day"]
+                    break
+        assert killed_at, "the window never reported progress:\n" + log.read_text()[-2000:]
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        second = start_worker(env, log)
+        try:
+            windows = await asyncio.wait_for(jobs.result(job), timeout=240)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        pool.close()
+    (w,) = windows
+    assert w["state"] == "done"
+    assert w["resumed_from"] is not None and w["resumed_from"] >= killed_at > RANGE.start.isoformat()
+    counts = json.loads(run_script(str(tmp_path), dsn, "count"))
+    lo, hi = RANGE.start.isoformat(), RANGE.end.isoformat()
+    cards = {d: (ok, appeal) for d, ok, appeal in counts["cards"] if lo <= d <= hi}
+    expected = {d.isoformat(): n for d, n in days}
+    assert {d: ok for d, (ok, _) in cards.items()} == expected  # nothing doubled, nothing missing
+    assert all(appeal == 0 for _, appeal in cards.values())
+    with psycopg.connect(dsn) as conn:
+        pg_scores = dict(conn.execute(
+            "SELECT s.created_at::date::text, count(*) FROM scorecards s JOIN scores x ON x.scorecard_id = s.id"
+            " WHERE s.customer_id = 'hilton' AND s.scorecard_type > 3 AND s.created_at >= %s AND s.created_at < %s + 1"
+            " GROUP BY 1", (RANGE.start, RANGE.end)).fetchall())
+    assert {d: n for d, n in counts["scores"] if d in expected} == pg_scores
