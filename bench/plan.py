@@ -30,7 +30,7 @@ from commands.schedule import plan_backfill
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scale", type=float, default=0.014)
+    ap.add_argument("--scale", type=float, default=0.0142)
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--data-dir", type=Path, default=Path(".shepherd/bench-plan"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
 
 from commands.models import (
     Chunk,
@@ -46,7 +45,8 @@ def _chunks(cluster: str, customer: str, group: list[Day], cap: int) -> list[Chu
     cards = sum(c for _, c, _ in group)
     order: tuple[tuple[PurgeTable, int], ...] = (("scores", scores), ("scorecards", cards))
     return [
-        Chunk(cluster=cluster, customer=customer, table=table, start=start, end=end, rows=rows, over_cap=rows > cap)
+        Chunk.model_construct(cluster=cluster, customer=customer, table=table, start=start, end=end, rows=rows,
+                              over_cap=rows > cap)
         for table, rows in order
     ]
 
@@ -77,12 +77,13 @@ def plan_purge(
             for group in group_days(days, cap):
                 chunks += _chunks(cluster, customer, group, cap)
         clusters.append(ClusterPurgePlan(cluster=cluster, chunks=tuple(chunks)))
-    body: dict[str, Any] = {
-        "range": rng,
-        "types": tuple(sorted(set(types))),
-        "clusters": tuple(clusters),
-        "total_scorecards": sum(ch.rows for cp in clusters for ch in cp.chunks if ch.table == "scorecards"),
-        "total_scores": sum(ch.rows for cp in clusters for ch in cp.chunks if ch.table == "scores"),
-        "max_rows_per_mutation": cap,
-    }
-    return PurgePlan(**body, plan_hash=plan_hash(body))
+    plan = PurgePlan(
+        range=rng,
+        types=tuple(sorted(set(types))),
+        clusters=tuple(clusters),
+        total_scorecards=sum(ch.rows for cp in clusters for ch in cp.chunks if ch.table == "scorecards"),
+        total_scores=sum(ch.rows for cp in clusters for ch in cp.chunks if ch.table == "scores"),
+        max_rows_per_mutation=cap,
+        plan_hash="",
+    )
+    return plan.model_copy(update={"plan_hash": plan_hash(plan)})

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -44,23 +42,10 @@ def lower_bound(durations: Sequence[float], slots: int) -> float:
     return max(sum(durations) / slots, max(durations))
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return _canonical(value.model_dump(mode="python"))
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in sorted(value.items()) if k != "plan_hash"}
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float):
-        return round(value, 6)
-    return value
-
-
-def plan_hash(obj: Any) -> str:
-    """Stable across processes and runs: sha256 of canonical JSON, without the hash field itself."""
-    text = json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"))
+def plan_hash(model: BaseModel) -> str:
+    """Stable across processes and runs: sha256 of the model's JSON (fields in declaration order,
+    dates ISO, floats by repr), without the plan_hash field itself."""
+    text = model.model_dump_json(exclude={"plan_hash"})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -92,15 +77,16 @@ def plan_backfill(
     windows = [w for p in plans for w in p.windows]
     lo = [w.est_hours[0] for w in windows]
     hi = [w.est_hours[1] for w in windows]
-    body: dict[str, Any] = {
-        "range": rng,
-        "customers": plans,
-        "parallel": parallel,
-        "sequential_hours": _round2((sum(lo), sum(hi))),
-        "makespan_hours": _round2((lpt_schedule(lo, parallel)[0], lpt_schedule(hi, parallel)[0])),
-        "lower_bound_hours": _round2((lower_bound(lo, parallel), lower_bound(hi, parallel))),
-    }
-    return BackfillPlan(**body, plan_hash=plan_hash(body))
+    plan = BackfillPlan(
+        range=rng,
+        customers=plans,
+        parallel=parallel,
+        sequential_hours=_round2((sum(lo), sum(hi))),
+        makespan_hours=_round2((lpt_schedule(lo, parallel)[0], lpt_schedule(hi, parallel)[0])),
+        lower_bound_hours=_round2((lower_bound(lo, parallel), lower_bound(hi, parallel))),
+        plan_hash="",
+    )
+    return plan.model_copy(update={"plan_hash": plan_hash(plan)})
 
 
 def schedule_order(plan: BackfillPlan) -> list[int]:

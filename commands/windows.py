@@ -22,7 +22,7 @@ def estimate(conversations: int, throughput: Throughput) -> tuple[float, float]:
 
 def _window(customer: CustomerRef, days: list[tuple[date, int]], throughput: Throughput) -> Window:
     total = sum(n for _, n in days)
-    return Window(
+    return Window.model_construct(
         customer=customer.name,
         cluster=customer.cluster,
         start=days[0][0],
