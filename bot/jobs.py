@@ -21,7 +21,7 @@ from bot import locks
 from bot.config import ShepherdConfig
 from bot.errors import ConflictError, UserInputError
 from bot.temporal.models import BackfillJobInput, BackfillProgress, WindowSpec, WindowState
-from commands.models import BackfillPlan
+from commands.models import BackfillPlan, PurgePlan
 
 RUNNING = {WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW}
 
@@ -101,7 +101,7 @@ class JobService:
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         )
 
-    def _record(self, job_id: str, kind: str, requester: str, channel: str | None, plan: BackfillPlan,
+    def _record(self, job_id: str, kind: str, requester: str, channel: str | None, plan: BackfillPlan | PurgePlan,
                 workflow_id: str) -> None:
         with self.pool.connection() as conn:
             conn.execute(

@@ -171,7 +171,7 @@ class ChdbClickHouse:
                 if bound:
                     return self.session.query(sql, fmt, params=bound)
                 return self.session.query(sql, fmt)
-        except Exception as err:  # chdb raises ChdbError (a RuntimeError) for every engine error
+        except RuntimeError as err:  # chdb raises ChdbError (a RuntimeError) for every engine error
             raise UpstreamError(f"ClickHouse (embedded, {self.database}): {_error_text(err)}") from err
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:

@@ -122,6 +122,8 @@ class PurgeInput:
     strategy: str = "mutation"  # mutation | lightweight
     max_unfinished_mutations: int = 2
     drift_tolerance: float = 0.01
+    heartbeat_timeout_s: float = 300.0
+    max_attempts: int = 5
 
 
 @dataclass

@@ -1,0 +1,133 @@
+"""Purge(plan): one chain per cluster, clusters in parallel, chunks in plan order.
+
+Within a chain one chunk runs at a time (so one in-flight mutation per table per cluster); pause
+holds chains between chunks; a drift stop (the data changed since approval) stops every chain
+before its next chunk; cancellation cancels the running chunks, whose activities kill their own
+mutations, and the job ends cancelled. Locks are released however it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from bot.temporal.models import (
+        ChunkInput,
+        ChunkResult,
+        ChunkSpec,
+        ChunkState,
+        PurgeInput,
+        PurgeProgress,
+        ReleaseLocksInput,
+    )
+
+
+def _cause(err: BaseException) -> BaseException:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+def _is_cancel(err: BaseException) -> bool:
+    if isinstance(err, asyncio.CancelledError | CancelledError):
+        return True
+    return isinstance(err, ActivityError) and isinstance(_cause(err), CancelledError)
+
+
+@workflow.defn(name="Purge")
+class Purge:
+    def __init__(self) -> None:
+        self.job_id = ""
+        self.state = "running"
+        self.paused = False
+        self.stop_reason: str | None = None
+        self.chunks: dict[str, list[ChunkState]] = {}
+
+    @workflow.signal
+    def pause(self) -> None:
+        self.paused = True
+
+    @workflow.signal
+    def resume(self) -> None:
+        self.paused = False
+
+    @workflow.query
+    def progress(self) -> PurgeProgress:
+        state = "paused" if self.paused and self.state == "running" else self.state
+        return PurgeProgress(job_id=self.job_id, state=state, paused=self.paused, stop_reason=self.stop_reason,
+                             clusters=self.chunks)
+
+    @workflow.run
+    async def run(self, inp: PurgeInput) -> PurgeProgress:
+        self.job_id = inp.job_id
+        self.chunks = {
+            cluster: [ChunkState(index=c.index, customer=c.customer, table=c.table, start=c.start, end=c.end,
+                                 rows=c.rows) for c in specs]
+            for cluster, specs in inp.clusters.items()
+        }
+        try:
+            await asyncio.gather(*(self._chain(inp, cluster, specs) for cluster, specs in inp.clusters.items()))
+        except BaseException as err:
+            if not _is_cancel(err):
+                raise
+            self.state = "cancelled"
+            self._mark_rest("cancelled")
+            await self._release(inp)
+            raise CancelledError("purge cancelled") from err
+        await self._release(inp)
+        if self.stop_reason:
+            self.state = "stopped"
+            raise ApplicationError(self.stop_reason, type="PurgeStopped", non_retryable=True)
+        self.state = "done"
+        return self.progress()
+
+    async def _chain(self, inp: PurgeInput, cluster: str, specs: list[ChunkSpec]) -> None:
+        for spec, state in zip(specs, self.chunks[cluster], strict=True):
+            await workflow.wait_condition(lambda: not self.paused or self.stop_reason is not None)
+            if self.stop_reason is not None:
+                state.state = "skipped"
+                continue
+            state.state, state.started = "running", workflow.now().isoformat()
+            try:
+                result = await workflow.execute_activity(
+                    "purge_chunk",
+                    ChunkInput(job_id=inp.job_id, cluster=cluster, chunk=spec, types=inp.types,
+                               strategy=inp.strategy, max_unfinished_mutations=inp.max_unfinished_mutations,
+                               drift_tolerance=inp.drift_tolerance),
+                    result_type=ChunkResult,
+                    start_to_close_timeout=timedelta(hours=6),
+                    heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
+                    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=inp.max_attempts,
+                                             non_retryable_error_types=["DataDrift"]),
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+            except ActivityError as err:
+                cause = _cause(err)
+                if isinstance(cause, CancelledError):
+                    state.state = "cancelled"
+                    raise
+                state.state, state.last_failure = "failed", str(cause)[:500]
+                state.finished = workflow.now().isoformat()
+                if self.stop_reason is None:
+                    self.stop_reason = str(cause) if getattr(cause, "type", "") == "DataDrift" else (
+                        f"chunk {spec.index} of cluster {cluster} failed: {cause}")
+                continue
+            state.state, state.rows_deleted = "done", result.rows_deleted
+            state.finished = workflow.now().isoformat()
+
+    def _mark_rest(self, how: str) -> None:
+        for states in self.chunks.values():
+            for s in states:
+                if s.state in ("pending", "running"):
+                    s.state = how
+
+    async def _release(self, inp: PurgeInput) -> None:
+        await workflow.execute_activity(
+            "release_locks", ReleaseLocksInput(job_id=inp.job_id), start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_attempts=5),
+        )
