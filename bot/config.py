@@ -110,6 +110,9 @@ class BackfillSettings(Strict):
     max_parallel: int = Field(default=16, ge=1)
     window_workflow: str = "BackfillWindow"
     window_task_queue: str | None = None  # None: Shepherd's own task queue
+    # For an in-house window workflow taking a mapping: {their_key: our_field}, our fields being
+    # job_id, customer, cluster, start, end, conversations, est_hours_hi. Empty: Shepherd's WindowInput.
+    window_input_mapping: dict[str, str] = Field(default_factory=dict)
     progress_done_key: str = "ReindexedConversations"
     progress_total_key: str = "TotalConversationCount"
     batch_rows: int = Field(default=50_000, ge=1)

@@ -83,6 +83,7 @@ class JobService:
             job_id=job_id, plan_hash=plan.plan_hash, windows=window_specs(plan),
             parallel=parallel or plan.parallel, start_at=start_at.isoformat() if start_at else None,
             window_workflow=bf.window_workflow, window_task_queue=bf.window_task_queue,
+            input_mapping=dict(bf.window_input_mapping),
             heartbeat_timeout_s=self.heartbeat_timeout_s, max_attempts=bf.max_attempts,
             progress_done_key=bf.progress_done_key,
             progress_total_key=bf.progress_total_key,
@@ -209,6 +210,7 @@ class JobService:
         inp = BackfillJobInput(
             job_id=job_id, plan_hash=plan.plan_hash, windows=specs, parallel=progress.parallel,
             window_workflow=bf.window_workflow, window_task_queue=bf.window_task_queue,
+            input_mapping=dict(bf.window_input_mapping),
             heartbeat_timeout_s=self.heartbeat_timeout_s, max_attempts=bf.max_attempts,
             progress_done_key=bf.progress_done_key,
             progress_total_key=bf.progress_total_key, run=2,
