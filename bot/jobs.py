@@ -9,7 +9,6 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -232,6 +231,3 @@ class JobService:
     def _handle(self, job_id: str) -> Any:
         return self.client.get_workflow_handle(job_workflow_id("backfill", job_id))
 
-
-def progress_dict(progress: BackfillProgress) -> dict[str, Any]:
-    return asdict(progress)

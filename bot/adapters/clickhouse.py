@@ -271,20 +271,3 @@ def connect_region(region: Region, env: Mapping[str, str]) -> ClickHouse:
         ) from None  # the original may carry connection details; it is not chained
     return ConnectClickHouse(client, region.database)
 
-
-def connect_embedded(port: int, database: str, host: str = "127.0.0.1") -> ClickHouse:
-    """A ConnectClickHouse on the embedded ClickHouse HTTP server (`bot.adapters.chdb_server`).
-
-    The database is created when missing, as a cluster's database would exist in production.
-    """
-    import clickhouse_connect
-
-    admin = clickhouse_connect.get_client(host=host, port=port, username="default", password="", compress=False)
-    try:
-        admin.command(f"CREATE DATABASE IF NOT EXISTS {quote_ident(database)}")
-    finally:
-        admin.close()
-    client = clickhouse_connect.get_client(
-        host=host, port=port, username="default", password="", database=database, compress=False
-    )
-    return ConnectClickHouse(client, database)
