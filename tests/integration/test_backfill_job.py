@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date
+from datetime import UTC, date
 from typing import Any
 
 import pytest
@@ -91,3 +91,22 @@ async def test_second_job_on_a_locked_customer_is_refused_naming_the_holder(temp
     again = new_job_id("backfill")
     await jobs.start_backfill(plan.model_copy(update={"customers": plan.customers}), again, "U_CAROL")
     await jobs.cancel(again)
+
+
+async def test_at_waits_on_a_durable_timer(temporal_env: Any, demo: Any) -> None:
+    from datetime import datetime, timedelta
+
+    plan = hilton_plan(demo, parallel=2)
+    queue = f"q-{uuid.uuid4()}"
+    jobs = JobService(temporal_env.client, demo.pool, demo.config, queue, heartbeat_timeout_s=10)
+    async with build_worker(temporal_env.client, queue, demo.deps):
+        job = new_job_id("backfill")
+        later = datetime.now(UTC) + timedelta(hours=3)
+        await jobs.start_backfill(plan, job, "U_ALICE", start_at=later)
+        await asyncio.sleep(1.0)
+        progress = await jobs.progress(job)
+        assert progress.state == "waiting" and progress.start_at == later.isoformat()
+        assert all(w.state == "pending" for w in progress.windows)
+        await jobs.cancel(job)
+        with pytest.raises(Exception):  # noqa: B017 - ends cancelled
+            await asyncio.wait_for(jobs.result(job), timeout=60)
