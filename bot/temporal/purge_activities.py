@@ -17,7 +17,7 @@ from bot.adapters.sql import ch_table
 from bot.temporal.deps import ActivityDeps
 from bot.temporal.models import ChunkInput, ChunkResult
 
-POLL_S = 0.2
+POLL_FIRST_S, POLL_MAX_S = 0.02, 1.0  # small mutations finish in milliseconds; big ones take minutes
 
 
 class PurgeActivities:
@@ -110,10 +110,11 @@ class PurgeActivities:
             if unfinished < inp.max_unfinished_mutations:
                 return
             activity.heartbeat({"chunk": inp.chunk.index, "waiting_for_queue": unfinished})
-            time.sleep(POLL_S)
+            time.sleep(POLL_MAX_S)
 
     def _wait_for(self, ch: ClickHouse, table: str, mutation_id: str, index: int, live: int) -> None:
         params = {"d": ch.database, "t": self._name(table), "m": mutation_id}
+        delay = POLL_FIRST_S
         try:
             while True:
                 rows = ch.query(
@@ -129,7 +130,8 @@ class PurgeActivities:
                 activity.heartbeat({"chunk": index, "mutation_id": mutation_id, "live": live, "parts_to_do": parts})
                 if activity.is_cancelled():
                     raise CancelledError("cancelled")
-                time.sleep(POLL_S)
+                time.sleep(delay)
+                delay = min(delay * 2, POLL_MAX_S)
         except CancelledError:
             ch.command("KILL MUTATION WHERE database = {d:String} AND table = {t:String} AND mutation_id = {m:String}",
                        params)
