@@ -17,22 +17,27 @@ IsRunning = Callable[[str], bool]
 
 
 def acquire(pool: Any, job_id: str, workflow_id: str, pairs: Iterable[tuple[str, str]],
-            is_running: IsRunning) -> None:
-    """Take every pair for `job_id` at once, or none (ConflictError naming the holders)."""
+            is_running: IsRunning, *, young_s: float = 0.0) -> None:
+    """Take every pair for `job_id` at once, or none (ConflictError naming the holders).
+
+    A pair held by another job is refused while `is_running(holder's workflow id)`; otherwise the
+    lock is stale and taken over (audited). A lock taken less than `young_s` seconds ago is never
+    judged stale: its job may not have started its workflow yet.
+    """
     wanted = sorted(set(pairs))
     with pool.connection() as conn, conn.transaction():
-        # Lock the rows we may take over so two starters cannot both judge a lock stale.
+        # One starter at a time, so two starters cannot both judge a lock stale and both take it.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('shepherd.locks'))")
         held = conn.execute(
-            "SELECT cluster, customer, job_id, workflow_id FROM shepherd.locks"
-            " WHERE (cluster, customer) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-            ([c for c, _ in wanted], [n for _, n in wanted]),
+            "SELECT cluster, customer, job_id, workflow_id, acquired_at > now() - make_interval(secs => %s)"
+            " FROM shepherd.locks WHERE (cluster, customer) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+            (young_s, [c for c, _ in wanted], [n for _, n in wanted]),
         ).fetchall()
         conflicts = []
-        for cluster, customer, holder, holder_wf in held:
+        for cluster, customer, holder, holder_wf, young in sorted(held):
             if holder == job_id:
                 continue
-            if holder_wf and is_running(holder_wf):
+            if young or (holder_wf and is_running(holder_wf)):
                 conflicts.append(f"{customer} on {cluster} is held by job {holder}")
             else:
                 conn.execute("DELETE FROM shepherd.locks WHERE cluster = %s AND customer = %s", (cluster, customer))
@@ -67,9 +72,18 @@ def force_release(pool: Any, cluster: str, customer: str, actor: str) -> str | N
 
 
 def held(pool: Any) -> list[tuple[str, str, str]]:
+    """Every lock as (cluster, customer, holder job id)."""
     with pool.connection() as conn:
         rows = conn.execute("SELECT cluster, customer, job_id FROM shepherd.locks ORDER BY 1, 2").fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+def held_by(pool: Any, job_id: str) -> list[tuple[str, str]]:
+    """The (cluster, customer) pairs a job holds."""
+    with pool.connection() as conn:
+        rows = conn.execute("SELECT cluster, customer FROM shepherd.locks WHERE job_id = %s ORDER BY 1, 2",
+                            (job_id,)).fetchall()
+    return [(r[0], r[1]) for r in rows]
 
 
 def _audit(conn: Any, actor: str, action: str, target: str, details: dict[str, Any]) -> None:

@@ -27,22 +27,27 @@ with workflow.unsafe.imports_passed_through():
     )
 
 RELEASE_TIMEOUT = timedelta(minutes=2)
+MIN_START_TO_CLOSE = timedelta(minutes=2)
 
 
 def window_workflow_id(job_id: str, w: WindowSpec) -> str:
     return f"backfill:{job_id}:{w.customer}:{w.start}:{w.end}"
 
 
+def start_to_close(est_hours_hi: float) -> timedelta:
+    """About twice the pessimistic estimate, never under MIN_START_TO_CLOSE."""
+    return max(timedelta(hours=2 * max(est_hours_hi, 0.0)), MIN_START_TO_CLOSE)
+
+
 @workflow.defn(name="BackfillWindow")
 class BackfillWindow:
     @workflow.run
     async def run(self, inp: WindowInput) -> WindowResult:
-        budget = timedelta(hours=max(inp.est_hours_hi * 2, 0.05))
         return await workflow.execute_activity(
             "reindex_window",
             inp,
             result_type=WindowResult,
-            start_to_close_timeout=max(budget, timedelta(minutes=2)),
+            start_to_close_timeout=start_to_close(inp.est_hours_hi),
             heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=1),
@@ -50,7 +55,17 @@ class BackfillWindow:
                 maximum_interval=timedelta(minutes=1),
                 maximum_attempts=inp.max_attempts,
             ),
+            # A cancelled window ends only once its activity has stopped writing.
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
+
+
+def _is_cancel(err: BaseException | None) -> bool:
+    while err is not None:
+        if isinstance(err, CancelledError | asyncio.CancelledError):
+            return True
+        err = err.__cause__
+    return False
 
 
 def _failure_text(err: BaseException) -> str:
@@ -73,6 +88,7 @@ class BackfillJob:
         self.state = "waiting"
         self.job_id = ""
         self.start_at: str | None = None
+        self.run_number = 1
 
     @workflow.signal
     def throttle(self, parallel: int) -> None:
@@ -90,11 +106,11 @@ class BackfillJob:
     def progress(self) -> BackfillProgress:
         state = "paused" if self.paused and self.state == "running" else self.state
         return BackfillProgress(job_id=self.job_id, state=state, parallel=self.parallel, paused=self.paused,
-                                start_at=self.start_at, windows=list(self.windows.values()))
+                                start_at=self.start_at, windows=list(self.windows.values()), run=self.run_number)
 
     @workflow.run
     async def run(self, inp: BackfillJobInput) -> list[WindowState]:
-        self.job_id, self.parallel, self.start_at = inp.job_id, inp.parallel, inp.start_at
+        self.job_id, self.parallel, self.start_at, self.run_number = inp.job_id, inp.parallel, inp.start_at, inp.run
         specs = {w.key: w for w in inp.windows}
         self.windows = {w.key: WindowState(key=w.key, customer=w.customer, cluster=w.cluster, start=w.start,
                                            end=w.end, total=w.conversations) for w in inp.windows}
@@ -103,9 +119,9 @@ class BackfillJob:
             if inp.start_at:
                 delay = datetime.fromisoformat(inp.start_at) - workflow.now()
                 if delay > timedelta(0):
-                    await workflow.sleep(delay)
+                    await workflow.sleep(delay)  # durable: survives workers and restarts
             self.state = "running"
-            pending = [w.key for w in inp.windows]
+            pending = [w.key for w in inp.windows]  # filled in the given (schedule) order
             while pending or running:
                 await workflow.wait_condition(
                     lambda: any(t.done() for t in running.values())
@@ -120,20 +136,22 @@ class BackfillJob:
             self.state = "cancelling"
             for task in running.values():
                 task.cancel()
-            await asyncio.gather(*running.values(), return_exceptions=True)
+            await asyncio.gather(*running.values(), return_exceptions=True)  # every child has stopped
+            now = workflow.now().isoformat()
             for w in self.windows.values():
                 if w.state in ("pending", "running"):
-                    w.state, w.finished = "cancelled", workflow.now().isoformat()
+                    w.state, w.finished = "cancelled", now
             self.state = "cancelled"
-            await self._release(inp)
+            await self._release(inp, "cancelled", None)
             raise
-        failed = [w for w in self.windows.values() if w.state == "failed"]
-        await self._release(inp)
+        failed = [w for w in self.windows.values() if w.state in ("failed", "cancelled")]
         if failed:
             self.state = "failed"
-            names = ", ".join(f"{w.customer} {w.start}..{w.end}" for w in failed)
-            raise ApplicationError(f"{len(failed)} window(s) failed: {names}", type="WindowsFailed",
-                                   non_retryable=True)
+            names = ", ".join(f"{w.customer} {w.start}..{w.end} ({w.state})" for w in failed)
+            message = f"{len(failed)} of {len(self.windows)} window(s) did not finish: {names}"
+            await self._release(inp, "failed", message)
+            raise ApplicationError(message, type="WindowsFailed", non_retryable=True)
+        await self._release(inp, "done", None)
         self.state = "done"
         return list(self.windows.values())
 
@@ -165,19 +183,27 @@ class BackfillJob:
         w = self.windows[key]
         w.finished = workflow.now().isoformat()
         exc = task.exception() if not task.cancelled() else CancelledError("cancelled")
-        if exc is None:
-            result = task.result()
-            w.state = "done"
-            found = result if isinstance(result, dict) else vars(result) if hasattr(result, "__dict__") else {}
-            w.done = int(found.get("conversations", w.total))
-            w.region = found.get("region")
-            w.resumed_from = found.get("resumed_from")
-        else:
-            w.state = "cancelled" if isinstance(exc, CancelledError | asyncio.CancelledError) else "failed"
+        if exc is not None:
+            w.state = "cancelled" if _is_cancel(exc) else "failed"
             w.last_failure = _failure_text(exc)
+            return
+        result = task.result()
+        found: dict[str, Any] = result if isinstance(result, dict) else dict(vars(result)) if hasattr(
+            result, "__dict__") else {}
+        w.state = "done"
+        w.done = w.total = int(found.get("conversations", w.total) or 0)
+        w.region = found.get("region")
+        w.resumed_from = found.get("resumed_from")
+        w.attempt = int(found.get("attempt", w.attempt) or w.attempt)
+        w.day = None
 
-    async def _release(self, inp: BackfillJobInput) -> None:
-        await workflow.execute_activity(
-            "release_locks", ReleaseLocksInput(job_id=inp.job_id), start_to_close_timeout=RELEASE_TIMEOUT,
-            retry_policy=RetryPolicy(maximum_attempts=5),
-        )
+    async def _release(self, inp: BackfillJobInput, state: str, error: str | None) -> None:
+        """Release the job's locks (recording how it ended); a cancel arriving meanwhile waits for it."""
+        task = asyncio.create_task(workflow.execute_activity(
+            "release_locks", ReleaseLocksInput(job_id=inp.job_id, state=state, error=error),
+            start_to_close_timeout=RELEASE_TIMEOUT, retry_policy=RetryPolicy(maximum_attempts=10),
+        ))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:  # every window has already ended: finish releasing, then end as planned
+            await task

@@ -68,6 +68,7 @@ class WindowResult:
     lookup_attempts: int
     resumed_from: str | None  # the day a retried attempt resumed from (None: from the start)
     seconds: float
+    attempt: int = 1  # the activity attempt that finished the window
 
 
 @dataclass
@@ -87,6 +88,7 @@ class WindowState:
     workflow_id: str | None = None
     region: str | None = None
     resumed_from: str | None = None  # a retried attempt resumed from this day (its last heartbeat)
+    day: str | None = None  # the day being copied (from the running activity's heartbeat)
 
 
 @dataclass
@@ -97,6 +99,7 @@ class BackfillProgress:
     paused: bool
     start_at: str | None
     windows: list[WindowState]
+    run: int = 1  # 1 for the first run of the job; a retry is run 2, 3 ...
 
 
 # ---- purge ------------------------------------------------------------------------------
@@ -176,3 +179,5 @@ class PurgeProgress:
 @dataclass
 class ReleaseLocksInput:
     job_id: str
+    state: str | None = None  # the job's final state, recorded in shepherd.jobs with the release
+    error: str | None = None

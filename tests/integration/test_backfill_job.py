@@ -88,9 +88,11 @@ async def test_second_job_on_a_locked_customer_is_refused_naming_the_holder(temp
     async with build_worker(temporal_env.client, queue, demo.deps):
         with pytest.raises(Exception):  # noqa: B017 - the job ends cancelled
             await asyncio.wait_for(jobs.result(first), timeout=60)
-    again = new_job_id("backfill")
-    await jobs.start_backfill(plan.model_copy(update={"customers": plan.customers}), again, "U_CAROL")
-    await jobs.cancel(again)
+        again = new_job_id("backfill")  # the cancelled job released hilton: a new job may take it
+        await jobs.start_backfill(plan, again, "U_CAROL")
+        await jobs.cancel(again)
+        with pytest.raises(Exception):  # noqa: B017 - ends cancelled, releasing its locks
+            await asyncio.wait_for(jobs.result(again), timeout=60)
 
 
 async def test_at_waits_on_a_durable_timer(temporal_env: Any, demo: Any) -> None:

@@ -116,15 +116,22 @@ async def test_pause_holds_between_chunks_then_resume_finishes(temporal_env: Any
     outcome, progress = await run_purge(demo, temporal_env, plan, control=control)
     first, second = seen["paused"]
     done = lambda p: sum(c.state == "done" for c in p.clusters["voice-prod"])  # noqa: E731
-    assert first.state == "paused" and done(first) == done(second) <= 1
+    assert first.state == "paused" and done(first) == done(second) <= 2 < len(plan.clusters[0].chunks)
     assert progress.state == "done", outcome
 
 
 async def test_cancel_stops_and_leaves_no_mutation_running(temporal_env: Any, demo: Any) -> None:
-    plan = plan_for(demo, "marriott")
+    planning = PlanningService(demo.config, CustomerRegistry.from_config(demo.config), demo.pool, demo.lookup)
+    whole = DateRange(start=date(2026, 1, 3), end=date(2026, 2, 22))
+    plan = planning.plan_purge(PurgeRequest(("marriott",), whole), today=date(2026, 3, 1)).plan
+    assert len(plan.clusters[0].chunks) >= 20
 
     async def control(jobs: PurgeJobService, job: str) -> None:
-        await asyncio.sleep(0.8)
+        for _ in range(400):
+            progress = await jobs.purge_progress(job)
+            if sum(c.state == "done" for c in progress.clusters["chat-prod"]) >= 2:
+                break
+            await asyncio.sleep(0.02)
         await jobs.purge_cancel(job)
 
     outcome, progress = await run_purge(demo, temporal_env, plan, control=control)
@@ -135,9 +142,9 @@ async def test_cancel_stops_and_leaves_no_mutation_running(temporal_env: Any, de
     pending = ch.query("SELECT count() FROM system.mutations WHERE database = {d:String} AND NOT is_done",
                        {"d": ch.database})
     assert pending == [(0,)]
-    first = appeal_rows(demo, "marriott", "chat-prod")
+    first = demo.ch_counts("marriott", "chat-prod", appeal=True)
     await asyncio.sleep(1.0)
-    assert appeal_rows(demo, "marriott", "chat-prod") == first > (0, 0)  # counts stopped changing
+    assert demo.ch_counts("marriott", "chat-prod", appeal=True) == first != {}  # counts stopped changing
 
 
 async def test_purge_refused_while_a_backfill_holds_the_customer(temporal_env: Any, demo: Any) -> None:
@@ -150,3 +157,6 @@ async def test_purge_refused_while_a_backfill_holds_the_customer(temporal_env: A
     with pytest.raises(ConflictError, match=f"hilton on chat-prod is held by job {backfill}"):
         await jobs.start_purge(plan_for(demo, "hilton"), new_job_id("purge"), "U_ALICE")
     await jobs.cancel(backfill)
+    async with build_worker(temporal_env.client, queue, demo.deps):  # let the cancel finish, freeing hilton
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(jobs.result(backfill), timeout=60)

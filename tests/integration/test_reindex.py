@@ -76,7 +76,8 @@ def test_resume_from_a_day_redoes_only_that_day_onwards(reindexer: Any) -> None:
     # Simulate a crash mid-window: later days half-copied (extra rows left behind), resume from day 6.
     ch.command(f"INSERT INTO `{ch.database}`.scorecards SELECT * FROM `{ch.database}`.scorecards"
                " WHERE customer_id = 'hilton' AND day = '2026-01-09'")
-    resumed = r.run("hilton", START, END, resume_day=date(2026, 1, 8), done=123)
     before_resume = r.count_conversations("hilton", START, date(2026, 1, 7))
+    resumed = r.run("hilton", START, END, resume_day=date(2026, 1, 8), done_before=before_resume)
     assert resumed.done == resumed.total and before_resume > 0
+    assert resumed.scorecards == resumed.total - before_resume  # only day 6 onwards was copied again
     per_day(pool, ch, "hilton")
