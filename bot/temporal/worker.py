@@ -16,30 +16,22 @@ from temporalio.worker import Worker
 from bot.temporal.backfill_activities import BackfillActivities
 from bot.temporal.backfill_workflows import BackfillJob, BackfillWindow
 from bot.temporal.deps import ActivityDeps
+from bot.temporal.purge_activities import PurgeActivities
+from bot.temporal.purge_workflow import Purge
 
 
 def workflows() -> list[type]:
-    found: list[type] = [BackfillJob, BackfillWindow]
-    try:
-        from bot.temporal.purge_workflow import Purge
-    except ImportError:  # the purge engine is optional in this build
-        return found
-    return [*found, Purge]
+    return [BackfillJob, BackfillWindow, Purge]
 
 
 def activities(deps: ActivityDeps) -> list[Any]:
     backfill = BackfillActivities(deps)
-    found: list[Any] = [backfill.reindex_window, backfill.release_locks]
-    try:
-        from bot.temporal.purge_activities import PurgeActivities
-    except ImportError:
-        return found
-    purge = PurgeActivities(deps)
-    return [*found, *purge.all()]
+    return [backfill.reindex_window, backfill.release_locks, *PurgeActivities(deps).all()]
 
 
 def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_activities: int = 16,
                  extra_workflows: Sequence[type] = (), extra_activities: Sequence[Any] = ()) -> Worker:
+    """A worker running every Shepherd workflow and activity (plus `extra_*`, for tests) on `task_queue`."""
     return Worker(
         client,
         task_queue=task_queue,

@@ -61,25 +61,35 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
 
 
-async def test_sigkill_mid_window_resumes_from_heartbeat(temporal_env: Any, pg_server_dsn: str,
-                                                         tmp_path: Path) -> None:
-    name = "c" + uuid.uuid4().hex[:10]
+def worker_setup(pg_server_dsn: str, temporal_env: Any, tmp_path: Path, backfill: dict[str, Any]
+                 ) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """A fresh Postgres database and a worker data dir loaded with the demo; returns (dsn, raw config,
+    environment for `shepherd worker` subprocesses on a fresh task queue)."""
+    name = "w" + uuid.uuid4().hex[:10]
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     dsn = pg_server_dsn.replace("/postgres?", f"/{name}?")
     run_script(str(tmp_path), dsn, "load", str(SPEC.scale), str(SPEC.seed))
     raw = demo_config(SPEC)
-    raw["backfill"] = {"pause_between_days_s": 0.4, "heartbeat_timeout_s": 3, "max_attempts": 10}
+    raw["backfill"] = backfill
     (tmp_path / "shepherd.yml").write_text(yaml.safe_dump(raw))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SHEPHERD_")},
+           "SHEPHERD_POSTGRES_DSN": dsn,
+           "SHEPHERD_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+           "SHEPHERD_TEMPORAL_TASK_QUEUE": f"crash-{uuid.uuid4()}",
+           "SHEPHERD_CONFIG_PATH": str(tmp_path / "shepherd.yml"),
+           "SHEPHERD_DATA_DIR": str(tmp_path)}
+    return dsn, raw, env
+
+
+async def test_sigkill_mid_window_resumes_from_heartbeat(temporal_env: Any, pg_server_dsn: str,
+                                                         tmp_path: Path) -> None:
+    dsn, raw, env = worker_setup(pg_server_dsn, temporal_env, tmp_path,
+                                 {"pause_between_days_s": 0.4, "heartbeat_timeout_s": 3, "max_attempts": 10})
     config = parse_config(raw)
     pool = make_pool(dsn)
     apply_migrations(pool)
-    queue = f"crash-{uuid.uuid4()}"
-    address = temporal_env.client.service_client.config.target_host
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SHEPHERD_")},
-           "SHEPHERD_POSTGRES_DSN": dsn, "SHEPHERD_TEMPORAL_ADDRESS": address,
-           "SHEPHERD_TEMPORAL_TASK_QUEUE": queue, "SHEPHERD_CONFIG_PATH": str(tmp_path / "shepherd.yml"),
-           "SHEPHERD_DATA_DIR": str(tmp_path)}
+    queue = env["SHEPHERD_TEMPORAL_TASK_QUEUE"]
     with pool.connection() as conn:
         days = conn.execute(
             "SELECT created_at::date, count(*) FROM scorecards WHERE customer_id = 'hilton' AND scorecard_type > 3"

@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-import yaml
 
 from bot.adapters.postgres import apply_migrations, make_pool
 from bot.config import parse_config
-from bot.demo import DemoSpec, demo_config
 from bot.jobs import new_job_id
 from bot.purge_jobs import PurgeJobService
 from commands.chunks import plan_purge
 from commands.models import CustomerRef, DateRange, PurgeDayCount
-from tests.integration.test_backfill_crash import run_script, start_worker
+from tests.integration.test_backfill_crash import start_worker, worker_setup
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-SPEC = DemoSpec(scale=0.004, seed=3)
 RANGE = DateRange(start=date(2026, 1, 3), end=date(2026, 1, 16))
 
 COUNTS = """
@@ -56,14 +50,7 @@ def counts(data: Path) -> dict[str, Any]:
 
 async def test_sigkill_mid_purge_finishes_every_chunk_once(temporal_env: Any, pg_server_dsn: str,
                                                            tmp_path: Path) -> None:
-    name = "p" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = pg_server_dsn.replace("/postgres?", f"/{name}?")
-    run_script(str(tmp_path), dsn, "load", str(SPEC.scale), str(SPEC.seed))
-    raw = demo_config(SPEC)
-    raw["backfill"] = {"heartbeat_timeout_s": 3, "max_attempts": 10}
-    (tmp_path / "shepherd.yml").write_text(yaml.safe_dump(raw))
+    dsn, raw, env = worker_setup(pg_server_dsn, temporal_env, tmp_path, {"heartbeat_timeout_s": 3, "max_attempts": 10})
     config = parse_config(raw)
     before = counts(tmp_path)
     lo, hi = RANGE.start.isoformat(), RANGE.end.isoformat()
@@ -78,12 +65,7 @@ async def test_sigkill_mid_purge_finishes_every_chunk_once(temporal_env: Any, pg
     plan = plan_purge(day_counts, [CustomerRef(name="oportun", cluster="us-east-2")], RANGE, (1, 2, 3), config.purge)
     pool = make_pool(dsn)
     apply_migrations(pool)
-    queue = f"pcrash-{uuid.uuid4()}"
-    address = temporal_env.client.service_client.config.target_host
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SHEPHERD_")},
-           "SHEPHERD_POSTGRES_DSN": dsn, "SHEPHERD_TEMPORAL_ADDRESS": address,
-           "SHEPHERD_TEMPORAL_TASK_QUEUE": queue, "SHEPHERD_CONFIG_PATH": str(tmp_path / "shepherd.yml"),
-           "SHEPHERD_DATA_DIR": str(tmp_path)}
+    queue = env["SHEPHERD_TEMPORAL_TASK_QUEUE"]
     jobs = PurgeJobService(temporal_env.client, pool, config, queue, heartbeat_timeout_s=3)
     log = tmp_path / "worker.log"
     first = start_worker(env, log)
