@@ -18,8 +18,16 @@ os.makedirs("/tmp/shepherd-test-run", mode=0o700, exist_ok=True)
 
 
 @pytest.fixture(scope="session")
-def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stack")
+def stack_dir() -> Iterator[Path]:
+    """Outside pytest's numbered temp dirs: those are private to root (0700) and pruned by other
+    pytest runs, while embedded Postgres runs as its own user and must reach its data directory."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="shepherd-tests-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,8 @@ def make_plan(env: Any, customers: list[CustomerRef], rng: DateRange, window: in
 
 def ch_rows(env: Any, customer: str, cluster: str) -> tuple[int, int]:
     ch = env.ch(cluster)
-    cards = ch.query(f"SELECT count() FROM `{ch.database}`.scorecards WHERE customer_id = {{c:String}}", {"c": customer})
+    cards = ch.query(f"SELECT count() FROM `{ch.database}`.scorecards WHERE customer_id = {{c:String}}",
+                     {"c": customer})
     scores = ch.query(f"SELECT count() FROM `{ch.database}`.scores WHERE customer_id = {{c:String}}", {"c": customer})
     return cards[0][0], scores[0][0]
 
