@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--scale", type=float, help="demo data scale (1.0 = production volumes; default 0.005)")
     dev.add_argument("--seed", type=int, help="demo data seed (default 7)")
     dev.add_argument("--ready-exit", action="store_true", help="start, report readiness, then stop")
-
-    sub.add_parser("worker", help="run the Temporal worker (needs SHEPHERD_POSTGRES_DSN, SHEPHERD_TEMPORAL_ADDRESS)")
+    worker = sub.add_parser("worker", help="run the Temporal worker (SHEPHERD_POSTGRES_DSN, SHEPHERD_TEMPORAL_*)")
+    for command in (dev, worker):  # --data-dir is accepted before or after the subcommand
+        command.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     plan = sub.add_parser("plan", help="plan a backfill or a purge (reads volumes, changes nothing)")
     kinds = plan.add_subparsers(dest="kind", required=True, parser_class=_Parser)
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--clusters", default="all", metavar="all|a,b")
     pg.add_argument("--max-rows", metavar="N")
     pg.add_argument("--json", action="store_true")
+    for command in (bf, pg):  # --data-dir is accepted before or after the subcommand
+        command.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
