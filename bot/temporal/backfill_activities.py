@@ -104,8 +104,7 @@ class BackfillActivities:
         reindexer = Reindexer(self.deps.config, self.deps.source, found.client,
                               shield=activity.shield_thread_cancel_exception)
         beat = _Beat(inp, {"day": (resume_day or start).isoformat(), "region": found.region,
-                           "lookup_attempts": found.attempts, "attempt": info.attempt,
-                           "done_before_day": done_before})
+                           "lookup_attempts": found.attempts, "done_before_day": done_before})
         beat.send()
         with beat.keepalive(min(KEEPALIVE_MAX_S, max(inp.heartbeat_timeout_s / 4, 0.2))):
             total = reindexer.count_conversations(inp.customer, start, end)

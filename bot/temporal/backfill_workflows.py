@@ -137,6 +137,8 @@ class BackfillJob:
             for task in running.values():
                 task.cancel()
             await asyncio.gather(*running.values(), return_exceptions=True)  # every child has stopped
+            for key, task in running.items():
+                self._finish(key, task)  # one that finished meanwhile stays done
             now = workflow.now().isoformat()
             for w in self.windows.values():
                 if w.state in ("pending", "running"):

@@ -57,7 +57,7 @@ def run_script(*args: str) -> str:
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "bot.temporal.worker_main"], cwd=ROOT, env=env,
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
 
 
@@ -129,6 +129,8 @@ async def test_sigkill_mid_window_resumes_from_heartbeat(temporal_env: Any, pg_s
     (w,) = windows
     assert w["state"] == "done"
     assert w["resumed_from"] is not None and w["resumed_from"] >= killed_at > RANGE.start.isoformat()
+    assert w["attempt"] >= 2  # the window finished on a retried attempt, on the second worker
+    assert w["done"] == w["total"] == sum(n for _, n in days)  # earlier attempts' count carried over
     counts = json.loads(run_script(str(tmp_path), dsn, "count"))
     lo, hi = RANGE.start.isoformat(), RANGE.end.isoformat()
     cards = {d: (ok, appeal) for d, ok, appeal in counts["cards"] if lo <= d <= hi}

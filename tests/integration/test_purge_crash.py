@@ -102,4 +102,6 @@ async def test_sigkill_mid_purge_finishes_every_chunk_once(temporal_env: Any, pg
         assert appeal == (0 if lo <= d <= hi else original[1])
     mutations = dict(after["mutations"])
     per_table = len(chunks) // 2
-    assert mutations.get("scorecards", 0) <= per_table and mutations.get("scores", 0) <= per_table
+    # A kill between a chunk's ALTER and the heartbeat naming its mutation leaves one the next attempt
+    # cannot know of: it issues one equivalent mutation again (same rows, harmless). Never more.
+    assert mutations.get("scorecards", 0) <= per_table + 1 and mutations.get("scores", 0) <= per_table + 1
