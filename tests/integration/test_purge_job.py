@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import date
 from typing import Any
@@ -40,14 +41,16 @@ def appeal_rows(env: Any, customer: str, cluster: str) -> tuple[int, int]:
     return sum(c for c, _ in in_range), sum(s for _, s in in_range)
 
 
-async def run_purge(env: Any, temporal_env: Any, plan: Any, config: Any = None, *, control: Any = None) -> Any:
+async def run_purge(env: Any, temporal_env: Any, plan: Any, config: Any = None, *, control: Any = None,
+                    heartbeat_timeout_s: float = 10) -> Any:
     config = config or env.config
     queue = f"purge-{uuid.uuid4()}"
-    jobs = PurgeJobService(temporal_env.client, env.pool, config, queue, heartbeat_timeout_s=10)
+    jobs = PurgeJobService(temporal_env.client, env.pool, config, queue, heartbeat_timeout_s=heartbeat_timeout_s)
     deps = ActivityDeps(config, env.pool, env.pool, env.lookup)
     job = new_job_id("purge")
     async with build_worker(temporal_env.client, queue, deps):
         await jobs.start_purge(plan, job, "U_ALICE", "C_OPS")
+        await jobs.start_purge(plan, job, "U_ALICE", "C_OPS")  # a double click attaches to the running job
         if control is not None:
             await control(jobs, job)
         try:
@@ -92,7 +95,10 @@ async def test_drift_guard_stops_when_rows_were_added_after_planning(temporal_en
     before = appeal_rows(demo, "hilton", "chat-prod")
     outcome, progress = await run_purge(demo, temporal_env, plan)
     assert isinstance(outcome, WorkflowFailureError)
-    assert progress.state == "stopped" and "the data changed since approval" in (progress.stop_reason or "")
+    assert progress.state == "stopped"
+    assert re.match(r"the data changed since approval: chunk 3 of cluster chat-prod \(hilton scorecards .*\) has"
+                    r" [\d,]+ live rows, plan said [\d,]+ \(tolerance 1%\)", progress.stop_reason or "")
+    assert progress.stop_reason in str(outcome.cause)
     states = [c.state for c in progress.clusters["chat-prod"]]
     assert "failed" in states and states[-1] == "skipped"
     after = appeal_rows(demo, "hilton", "chat-prod")
@@ -120,27 +126,49 @@ async def test_pause_holds_between_chunks_then_resume_finishes(temporal_env: Any
     assert progress.state == "done", outcome
 
 
-async def test_cancel_stops_and_leaves_no_mutation_running(temporal_env: Any, demo: Any) -> None:
+async def test_cancel_kills_the_in_flight_mutation_and_stops(temporal_env: Any, demo: Any) -> None:
     planning = PlanningService(demo.config, CustomerRegistry.from_config(demo.config), demo.pool, demo.lookup)
     whole = DateRange(start=date(2026, 1, 3), end=date(2026, 2, 22))
     plan = planning.plan_purge(PurgeRequest(("marriott",), whole), today=date(2026, 3, 1)).plan
     assert len(plan.clusters[0].chunks) >= 20
+    ch = demo.ch("chat-prod")
+    scorecards = f"`{ch.database}`.scorecards"
+    before = demo.ch_counts("marriott", "chat-prod", appeal=True)
+    seen: dict[str, Any] = {}
 
     async def control(jobs: PurgeJobService, job: str) -> None:
-        await asyncio.sleep(0.3)  # the first chunks are under way; the 34-chunk plan is far from done
+        # Chunk 0 (scores) runs; chunk 1 (scorecards) issues its mutation, which cannot run while the
+        # table's merges are stopped: it is in flight when the cancel arrives.
+        for _ in range(400):
+            rows = ch.query("SELECT mutation_id, is_done FROM system.mutations WHERE database = {d:String}"
+                            " AND table = 'scorecards' AND position(command, {tag:String}) > 0",
+                            {"d": ch.database, "tag": f"'shepherd:{job}:chat-prod:1'"})
+            if rows:
+                break
+            await asyncio.sleep(0.05)
+        assert rows and rows[0][1] == 0, rows
+        seen["mutation"] = rows[0][0]
+        seen["during"] = demo.ch_counts("marriott", "chat-prod", appeal=True)
         await jobs.purge_cancel(job)
 
-    outcome, progress = await run_purge(demo, temporal_env, plan, control=control)
+    ch.command(f"SYSTEM STOP MERGES {scorecards}")
+    try:
+        outcome, progress = await run_purge(demo, temporal_env, plan, control=control, heartbeat_timeout_s=2)
+        desc = await temporal_env.client.get_workflow_handle(f"purge-job:{progress.job_id}").describe()
+        mutations = ch.query("SELECT mutation_id, is_done FROM system.mutations WHERE database = {d:String}"
+                             " AND table = 'scorecards'", {"d": ch.database})
+    finally:
+        ch.command(f"SYSTEM START MERGES {scorecards}")
     assert isinstance(outcome, WorkflowFailureError) and progress.state == "cancelled"
-    assert not any(c.state == "running" for c in progress.clusters["chat-prod"])
-    assert not all(c.state == "done" for c in progress.clusters["chat-prod"])  # it stopped part-way
-    ch = demo.ch("chat-prod")
-    pending = ch.query("SELECT count() FROM system.mutations WHERE database = {d:String} AND NOT is_done",
-                       {"d": ch.database})
-    assert pending == [(0,)]
-    first = demo.ch_counts("marriott", "chat-prod", appeal=True)
-    await asyncio.sleep(1.0)
-    assert demo.ch_counts("marriott", "chat-prod", appeal=True) == first != {}  # counts stopped changing
+    states = [c.state for c in progress.clusters["chat-prod"]]
+    assert states[0] == "done" and states[1] == "cancelled" and set(states[2:]) == {"cancelled"}, states
+    assert not desc.raw_description.pending_activities  # no chunk activity left running
+    assert seen["mutation"] not in {m for m, _ in mutations}  # killed, not left pending
+    assert all(done for _, done in mutations)
+    # The scores of day 1 went (chunk 0), its scorecards did not; merges are on again and nothing moves.
+    assert seen["during"] != before
+    await asyncio.sleep(1.5)
+    assert demo.ch_counts("marriott", "chat-prod", appeal=True) == seen["during"]
 
 
 async def test_purge_refused_while_a_backfill_holds_the_customer(temporal_env: Any, demo: Any) -> None:

@@ -1,0 +1,135 @@
+"""The Purge workflow on the real Temporal dev server with scripted chunk activities: clusters run in
+parallel, a drift stop halts every chain before its next chunk, a retried chunk re-runs alone,
+cancel while paused stops, and locks are released however it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from bot.temporal.models import ChunkInput, ChunkResult, ChunkSpec, PurgeInput, PurgeProgress, ReleaseLocksInput
+from bot.temporal.purge_workflow import Purge
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+DRIFT = "the data changed since approval: chunk 1 of cluster a has 120 live rows, plan said 100 (tolerance 1%)"
+
+
+class Script:
+    """Fake activities: record every call; `fail` maps (cluster, index) to the error of its first attempts."""
+
+    def __init__(self, slow: dict[str, float] | None = None, fail: dict[tuple[str, int], Exception] | None = None,
+                 fail_attempts: int = 1) -> None:
+        self.calls: list[tuple[str, int, int]] = []
+        self.released: list[str] = []
+        self.slow = slow or {}
+        self.fail = fail or {}
+        self.fail_attempts = fail_attempts
+
+    @activity.defn(name="purge_chunk")
+    async def purge_chunk(self, inp: ChunkInput) -> ChunkResult:
+        attempt = activity.info().attempt
+        self.calls.append((inp.cluster, inp.chunk.index, attempt))
+        await asyncio.sleep(self.slow.get(inp.cluster, 0.0))
+        err = self.fail.get((inp.cluster, inp.chunk.index))
+        if err is not None and attempt <= self.fail_attempts:
+            raise err
+        return ChunkResult(inp.chunk.index, inp.chunk.rows, f"mutation_{inp.chunk.index}.txt", 0.0, "local")
+
+    @activity.defn(name="release_locks")
+    async def release_locks(self, inp: ReleaseLocksInput) -> int:
+        self.released.append(inp.job_id)
+        return 1
+
+    def ran(self, cluster: str) -> list[int]:
+        return [i for c, i, _ in self.calls if c == cluster]
+
+
+def purge_input(job: str, clusters: dict[str, int]) -> PurgeInput:
+    specs = {
+        cluster: [ChunkSpec(index=i, customer="oportun", table="scores" if i % 2 == 0 else "scorecards",
+                            start="2026-01-05", end="2026-01-05", rows=100) for i in range(n)]
+        for cluster, n in clusters.items()
+    }
+    return PurgeInput(job_id=job, plan_hash="h", types=[1, 2, 3], clusters=specs, heartbeat_timeout_s=10,
+                      max_attempts=3)
+
+
+async def run(temporal_env: Any, script: Script, inp: PurgeInput, control: Any = None) -> tuple[Any, PurgeProgress]:
+    queue = f"purge-wf-{uuid.uuid4()}"
+    client = temporal_env.client
+    async with Worker(client, task_queue=queue, workflows=[Purge],
+                      activities=[script.purge_chunk, script.release_locks]):
+        handle = await client.start_workflow(Purge.run, inp, id=f"purge-job:{inp.job_id}", task_queue=queue)
+        if control is not None:
+            await control(handle)
+        try:
+            outcome: Any = await asyncio.wait_for(handle.result(), timeout=60)
+        except WorkflowFailureError as err:
+            outcome = err
+        progress = await handle.query(Purge.progress)
+    return outcome, progress
+
+
+async def test_a_drift_stop_halts_every_cluster_before_its_next_chunk(temporal_env: Any) -> None:
+    script = Script(slow={"b": 0.8}, fail={("a", 1): ApplicationError(DRIFT, type="DataDrift", non_retryable=True)})
+    job = f"p-{uuid.uuid4().hex[:6]}"
+    outcome, progress = await run(temporal_env, script, purge_input(job, {"a": 4, "b": 4}))
+    assert isinstance(outcome, WorkflowFailureError) and outcome.cause.message == DRIFT  # type: ignore[attr-defined]
+    assert progress.state == "stopped" and progress.stop_reason == DRIFT
+    assert script.ran("a") == [0, 1]  # not retried: the guard's error is non-retryable
+    assert script.ran("b") == [0]  # b's chunk 0 was in flight (in parallel with a); b stopped after it
+    assert [c.state for c in progress.clusters["a"]] == ["done", "failed", "skipped", "skipped"]
+    assert [c.state for c in progress.clusters["b"]] == ["done", "skipped", "skipped", "skipped"]
+    assert progress.clusters["a"][1].last_failure == DRIFT
+    assert script.released == [job]
+
+
+async def test_a_failed_attempt_retries_only_that_chunk(temporal_env: Any) -> None:
+    script = Script(fail={("a", 2): RuntimeError("connection reset")})
+    job = f"p-{uuid.uuid4().hex[:6]}"
+    outcome, progress = await run(temporal_env, script, purge_input(job, {"a": 4}))
+    assert progress.state == "done", outcome
+    assert [(i, attempt) for _, i, attempt in script.calls] == [(0, 1), (1, 1), (2, 1), (2, 2), (3, 1)]
+    assert all(c.state == "done" and c.rows_deleted == 100 for c in progress.clusters["a"])
+    assert script.released == [job]
+
+
+async def test_a_chunk_that_keeps_failing_stops_the_job_with_its_reason(temporal_env: Any) -> None:
+    script = Script(fail={("a", 1): RuntimeError("mutation failed: too many parts")}, fail_attempts=99)
+    job = f"p-{uuid.uuid4().hex[:6]}"
+    outcome, progress = await run(temporal_env, script, purge_input(job, {"a": 3}))
+    assert isinstance(outcome, WorkflowFailureError) and progress.state == "stopped"
+    assert progress.stop_reason is not None and progress.stop_reason.startswith("chunk 1 of cluster a failed:")
+    assert "too many parts" in progress.stop_reason
+    assert script.ran("a") == [0, 1, 1, 1]  # max_attempts 3, then the chain (and the job) stop
+    assert [c.state for c in progress.clusters["a"]] == ["done", "failed", "skipped"]
+    assert script.released == [job]
+
+
+async def test_cancel_while_paused_runs_nothing_more_and_releases(temporal_env: Any) -> None:
+    script = Script(slow={"a": 0.5})
+    job = f"p-{uuid.uuid4().hex[:6]}"
+
+    async def control(handle: Any) -> None:
+        for _ in range(100):
+            if (await handle.query(Purge.progress)).clusters["a"][0].state == "running":
+                break
+            await asyncio.sleep(0.05)
+        await handle.signal(Purge.pause)
+        await asyncio.sleep(1.5)  # chunk 0 (already started) finishes; the chain holds before chunk 1
+        paused = await handle.query(Purge.progress)
+        assert paused.state == "paused" and [c.state for c in paused.clusters["a"]][:2] == ["done", "pending"]
+        await handle.cancel()
+
+    outcome, progress = await run(temporal_env, script, purge_input(job, {"a": 4}), control)
+    assert isinstance(outcome, WorkflowFailureError) and progress.state == "cancelled"
+    assert script.ran("a") == [0]
+    assert [c.state for c in progress.clusters["a"]] == ["done", "cancelled", "cancelled", "cancelled"]
+    assert script.released == [job]
