@@ -127,3 +127,52 @@ def _local_chdb(settings: Settings) -> Any:
     from bot.adapters.chdb_session import shared_session
 
     return shared_session(Path(settings.data_dir) / "clickhouse")
+
+
+# ---- Slack ----------------------------------------------------------------------------
+
+
+def slack_web_client(settings: Settings) -> Any:
+    """slack_sdk's AsyncWebClient with retries for rate limits (Retry-After), 5xx and dropped connections."""
+    from slack_sdk.http_retry.builtin_async_handlers import (
+        AsyncConnectionErrorRetryHandler,
+        AsyncRateLimitErrorRetryHandler,
+        AsyncServerErrorRetryHandler,
+    )
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.errors import ConfigError
+
+    if settings.slack_bot_token is None or settings.slack_signing_secret is None:
+        raise ConfigError("environment", ["SHEPHERD_SLACK_BOT_TOKEN and SHEPHERD_SLACK_SIGNING_SECRET must be set"])
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5), AsyncServerErrorRetryHandler(3),
+                        AsyncConnectionErrorRetryHandler(3)],
+    )
+
+
+def slack_deps(rt: Runtime, temporal_client: Any, web_client: Any, *, now: Any = None) -> Any:
+    from bot.approvals import Approvals
+    from bot.audit import AuditLog
+    from bot.job_records import JobRecords
+    from bot.purge_jobs import PurgeJobService
+    from bot.slack.deps import SlackDeps, utc_now
+
+    jobs = PurgeJobService(temporal_client, rt.pool, rt.config, rt.settings.temporal_task_queue)
+    return SlackDeps(rt.config, rt.planning, jobs, JobRecords(rt.pool), Approvals(rt.pool, rt.config.access),
+                     AuditLog(rt.pool), web_client, now or utc_now, chart_dir=rt.settings.data_dir / "charts")
+
+
+def slack_app(settings: Settings, deps: Any) -> Any:
+    """The Bolt app with Shepherd's listeners; request signatures are always checked."""
+    from slack_bolt.async_app import AsyncApp
+
+    from bot.slack.listeners import register
+
+    assert settings.slack_signing_secret is not None
+    app = AsyncApp(client=deps.client, signing_secret=settings.slack_signing_secret.get_secret_value(),
+                   request_verification_enabled=True)
+    register(app, deps)
+    return app

@@ -1,4 +1,4 @@
-"""The `shepherd` command: `dev`, and `plan backfill|purge` for scripts and benchmarks.
+"""The `shepherd` command: `dev`, `serve`, `worker`, and `plan backfill|purge` for scripts and benchmarks.
 
 Every value is checked before anything starts; bad input prints one line (and the usage) and
 exits 2. Errors Shepherd raises on purpose are printed as their reply, never as a traceback.
@@ -32,9 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--scale", type=float, help="demo data scale (1.0 = production volumes; default 0.005)")
     dev.add_argument("--seed", type=int, help="demo data seed (default 7)")
     dev.add_argument("--ready-exit", action="store_true", help="start, report readiness, then stop")
+    dev.add_argument("--script", type=Path, metavar="FILE",
+                     help="run console lines from FILE, then stop (exit 1 at the first line that fails)")
     worker = sub.add_parser("worker", help="run the Temporal worker (SHEPHERD_POSTGRES_DSN, SHEPHERD_TEMPORAL_*)")
     for command in (dev, worker):  # --data-dir is accepted before or after the subcommand
         command.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    from bot.serve import add_serve_parser
+
+    serve = add_serve_parser(sub)
+    serve.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     plan = sub.add_parser("plan", help="plan a backfill or a purge (reads volumes, changes nothing)")
     kinds = plan.add_subparsers(dest="kind", required=True, parser_class=_Parser)
@@ -70,11 +77,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dev":
             from bot.dev import run_dev
 
-            return run_dev(settings, scale=args.scale, seed=args.seed, ready_exit=args.ready_exit)
+            if args.script is not None and not args.script.is_file():
+                raise UserInputError(f"--script {args.script}: no such file")
+            return run_dev(settings, scale=args.scale, seed=args.seed, ready_exit=args.ready_exit,
+                           script=args.script)
         if args.command == "worker":
             from bot.worker_cli import run_worker
 
             return run_worker(settings)
+        if args.command == "serve":
+            from bot.serve import run_serve
+
+            return run_serve(settings, args)
         if args.command == "plan":
             from bot.plan_cli import run_plan
 

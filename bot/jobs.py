@@ -127,11 +127,15 @@ class JobService:
 
     def _record(self, job_id: str, kind: str, requester: str, channel: str | None, plan: BackfillPlan | PurgePlan,
                 workflow_id: str) -> bool:
-        """Insert the job's row; False when it was there already."""
+        """Insert the job's row (or take over its planned row); False when it was there already."""
         with self.pool.connection() as conn:
             cur = conn.execute(
                 "INSERT INTO shepherd.jobs (id, kind, state, requester, channel, plan_hash, plan, workflow_id,"
-                " started_at) VALUES (%s, %s, 'running', %s, %s, %s, %s, %s, now()) ON CONFLICT (id) DO NOTHING",
+                " started_at) VALUES (%s, %s, 'running', %s, %s, %s, %s, %s, now())"
+                # A row posted as a plan (or approved) and claimed by its button becomes the running job.
+                " ON CONFLICT (id) DO UPDATE SET state = 'running', plan = EXCLUDED.plan,"
+                " plan_hash = EXCLUDED.plan_hash, workflow_id = EXCLUDED.workflow_id, started_at = now()"
+                " WHERE shepherd.jobs.state IN ('planned', 'starting', 'approved')",
                 (job_id, kind, requester, channel, plan.plan_hash, plan.model_dump_json(), workflow_id),
             )
             return bool(cur.rowcount)

@@ -64,6 +64,14 @@ class PlanningService:
     def default_range(self, today: date) -> DateRange:
         return self.config.default_range.resolve(today)
 
+    def range_for(self, start: date | None, end: date | None, today: date) -> DateRange:
+        """--from/--to as typed; a missing end is the default range's."""
+        default = self.default_range(today)
+        lo, hi = start or default.start, end or default.end
+        if lo > hi:
+            raise UserInputError(f"--from {lo} is after --to {hi}")
+        return DateRange(start=lo, end=hi)
+
     # ---- backfill ------------------------------------------------------------------
 
     def plan_backfill(self, req: BackfillRequest, today: date) -> BackfillPlan:
