@@ -64,8 +64,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--data-dir", type=Path, help="embedded stack data (default: a new temp dir)")
+    parser.add_argument("--only", help="send only this command text (e.g. '/shepherd help'), to isolate a cost")
     opts = parser.parse_args()
+    if opts.only:
+        command, _, text = opts.only.partition(" ")
+        MIX[:] = [(command, text)]
     data = opts.data_dir or Path(tempfile.mkdtemp(prefix="shepherd-bench-ack-"))
+    data.mkdir(parents=True, exist_ok=True)
     data.chmod(0o755)
     with SlackEmulator(signing_secret=SECRET, bot_token=TOKEN) as emu:
         emu.add_user("U_ALICE", "alice")

@@ -173,6 +173,6 @@ def slack_app(settings: Settings, deps: Any) -> Any:
 
     assert settings.slack_signing_secret is not None
     app = AsyncApp(client=deps.client, signing_secret=settings.slack_signing_secret.get_secret_value(),
-                   request_verification_enabled=True)
-    register(app, deps)
+                   request_verification_enabled=True, process_before_response=True)
+    app.shepherd_background = register(app, deps)  # type: ignore[attr-defined]
     return app

@@ -68,6 +68,7 @@ async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event
             async with http_server(app, args.host, args.port) as port:
                 print(f"shepherd serve: listening on http://{args.host}:{port}{EVENTS_PATH}", flush=True)
                 await stop.wait()
+        await app.shepherd_background.drain()  # finish the work already acknowledged
     finally:
         stop.set()
         if worker is not None:

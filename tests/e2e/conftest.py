@@ -104,13 +104,14 @@ async def slack(temporal_env: Any, make_demo: Any) -> AsyncIterator[SlackEnv]:  
     jobs = PurgeJobService(temporal_env.client, demo.pool, demo.config, queue, heartbeat_timeout_s=10)
     deps = SlackDeps(demo.config, planning, jobs, JobRecords(demo.pool), Approvals(demo.pool, demo.config.access),
                      AuditLog(demo.pool), web, clock, chart_dir=None)
-    app = AsyncApp(client=web, signing_secret=SECRET)
-    register(app, deps)
+    app = AsyncApp(client=web, signing_secret=SECRET, process_before_response=True)
+    background = register(app, deps)
     try:
         async with build_worker(temporal_env.client, queue, demo.deps), \
                 http_server(app, "127.0.0.1", 0) as port:
             emu.app_url = f"http://127.0.0.1:{port}/slack/events"
             yield SlackEnv(emu, deps, demo, clock)  # one per test module: tests see each other's jobs
+            await background.drain()
             assert emu.contract_violations == [], emu.contract_violations
     finally:
         emu.close()
