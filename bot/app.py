@@ -154,6 +154,7 @@ def slack_web_client(settings: Settings) -> Any:
 
 
 def slack_deps(rt: Runtime, temporal_client: Any, web_client: Any, *, now: Any = None) -> Any:
+    from bot.adapters.linear import LinearClient
     from bot.approvals import Approvals
     from bot.audit import AuditLog
     from bot.job_records import JobRecords
@@ -161,8 +162,11 @@ def slack_deps(rt: Runtime, temporal_client: Any, web_client: Any, *, now: Any =
     from bot.slack.deps import SlackDeps, utc_now
 
     jobs = PurgeJobService(temporal_client, rt.pool, rt.config, rt.settings.temporal_task_queue)
+    settings = rt.settings
+    linear = LinearClient(settings.linear_api_url, settings.linear_api_key) if settings.linear_api_key else None
     return SlackDeps(rt.config, rt.planning, jobs, JobRecords(rt.pool), Approvals(rt.pool, rt.config.access),
-                     AuditLog(rt.pool), web_client, now or utc_now, chart_dir=rt.settings.data_dir / "charts")
+                     AuditLog(rt.pool), web_client, now or utc_now, chart_dir=settings.data_dir / "charts",
+                     linear=linear)
 
 
 def slack_app(settings: Settings, deps: Any) -> Any:
@@ -176,3 +180,18 @@ def slack_app(settings: Settings, deps: Any) -> Any:
                    request_verification_enabled=True, process_before_response=True)
     app.shepherd_background = register(app, deps)  # type: ignore[attr-defined]
     return app
+
+
+def monitoring(settings: Settings, deps: Any) -> tuple[Any, Any]:
+    """The monitor and the outbox poster (its own Web API client: the poster does its own retrying)."""
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.monitor import Monitor
+    from bot.slack.outbox import Outbox
+    from bot.slack.poster import SlackPoster
+
+    assert settings.slack_bot_token is not None
+    outbox = Outbox(deps.records.pool)
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
+                            base_url=settings.slack_api_url or AsyncWebClient.BASE_URL, retry_handlers=[])
+    return Monitor(deps.records.pool, deps.jobs, outbox, deps.config, deps.now), SlackPoster(outbox, client)

@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = add_serve_parser(sub)
     serve.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    from bot.verify_cli import add_verify_parser
+
+    add_verify_parser(sub)
+
     plan = sub.add_parser("plan", help="plan a backfill or a purge (reads volumes, changes nothing)")
     kinds = plan.add_subparsers(dest="kind", required=True, parser_class=_Parser)
     bf = kinds.add_parser("backfill", help="windows, estimates and schedule for a backfill")
@@ -89,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.serve import run_serve
 
             return run_serve(settings, args)
+        if args.command == "verify":
+            from bot.verify_cli import run_verify
+
+            return run_verify(settings, args, today=date.today())
         if args.command == "plan":
             from bot.plan_cli import run_plan
 

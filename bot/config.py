@@ -127,6 +127,13 @@ class BackfillSettings(Strict):
         return self
 
 
+class MonitorSettings(Strict):
+    interval_s: float = Field(default=60.0, gt=0)  # how often running jobs are read and their messages edited
+    stall_minutes: float = Field(default=15.0, gt=0)  # a window whose heartbeat has not advanced this long
+    contention_ratio: float = Field(default=0.5, gt=0, le=1)  # every running window below this x expected rate
+    windows_listed: int = Field(default=12, ge=1)  # progress bars in the status message; the rest summarised
+
+
 class LookupSettings(Strict):
     attempts_per_region: int = Field(default=4, ge=1)
     base_delay_s: float = Field(default=0.5, ge=0)
@@ -176,6 +183,7 @@ class ShepherdConfig(Strict):
     purge: PurgePolicy = PurgePolicy()
     backfill: BackfillSettings = BackfillSettings()
     lookup: LookupSettings = LookupSettings()
+    monitor: MonitorSettings = MonitorSettings()
     access: Access = Access()
 
     @model_validator(mode="after")

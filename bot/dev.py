@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bot.app import Runtime, open_runtime, slack_app, slack_deps
+from bot.app import Runtime, monitoring, open_runtime, slack_app, slack_deps
+from bot.monitor import run_monitor
 from bot.settings import Settings
 from bot.worker_cli import connect_temporal, run_worker_until
 
@@ -54,18 +55,28 @@ def _emulator(signing_secret: str, token: str) -> Any:
 async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit: bool, script: Path | None,
                    stop: asyncio.Event) -> int:
     from bot.app import slack_web_client
+    from bot.linear_standin import LinearStandIn
     from bot.serve import EVENTS_PATH, http_server
     from bot.slack.console import Console
 
     secret, token = secrets.token_hex(16), "xoxb-dev-" + secrets.token_hex(8)
     emu = _emulator(secret, token)
+    linear_key = "lin_api_dev_" + secrets.token_hex(8)
+    linear = LinearStandIn(api_key=linear_key)
+    linear.start()
+    linear.add_issue("CONVI-6259")
     try:
         settings = settings.model_copy(update={"slack_signing_secret": SecretStr(secret),
-                                               "slack_bot_token": SecretStr(token), "slack_api_url": emu.api_url})
+                                               "slack_bot_token": SecretStr(token), "slack_api_url": emu.api_url,
+                                               "linear_api_key": SecretStr(linear_key), "linear_api_url": linear.url})
+        rt.settings = settings
         client = await connect_temporal(settings, rt.temporal_address)
-        app = slack_app(settings, slack_deps(rt, client, slack_web_client(settings)))
+        deps = slack_deps(rt, client, slack_web_client(settings))
+        app = slack_app(settings, deps)
         worker_ready = asyncio.Event()
         worker = asyncio.create_task(run_worker_until(rt, stop, ready=lambda _: worker_ready.set()))
+        monitor, poster = monitoring(settings, deps)
+        watching = asyncio.create_task(run_monitor(monitor, poster, stop, min(rt.config.monitor.interval_s, 5.0)))
         try:
             await asyncio.wait([asyncio.create_task(worker_ready.wait()), worker], return_when=asyncio.FIRST_COMPLETED)
             async with http_server(app, "127.0.0.1", 0) as port:
@@ -84,9 +95,12 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
                 return 0
         finally:
             stop.set()
+            await app.shepherd_background.drain()
+            await watching
             await worker
     finally:
         emu.close()
+        linear.stop()
 
 
 def run_dev(settings: Settings, *, scale: float | None, seed: int | None, ready_exit: bool,

@@ -11,7 +11,7 @@ import contextlib
 import json
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
@@ -206,6 +206,8 @@ class JobService:
             return {}
         for pending in desc.raw_description.pending_activities:
             beat: dict[str, Any] = {"attempt": pending.attempt}
+            if pending.HasField("last_heartbeat_time"):
+                beat["heartbeat_at"] = pending.last_heartbeat_time.ToDatetime(tzinfo=UTC).isoformat()
             if pending.last_failure.message:
                 beat["last_failure"] = pending.last_failure.message
             if pending.heartbeat_details.payloads:
@@ -229,6 +231,8 @@ class JobService:
             w.attempt = int(beat["attempt"])
         if beat.get("last_failure"):
             w.last_failure = str(beat["last_failure"])
+        if beat.get("heartbeat_at"):
+            w.heartbeat_at = str(beat["heartbeat_at"])
 
     # ---- act ---------------------------------------------------------------------------
 

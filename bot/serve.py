@@ -1,4 +1,5 @@
-"""`shepherd serve`: the Bolt app over HTTP (`--http --port P`) or Socket Mode (`--socket-mode`).
+"""`shepherd serve`: the Bolt app over HTTP (`--http --port P`) or Socket Mode (`--socket-mode`), the
+monitor (APScheduler, every `monitor.interval_s`) and the Slack outbox poster.
 
 On the embedded stack (no SHEPHERD_POSTGRES_DSN) it also runs a worker in-process, as `shepherd dev` does.
 """
@@ -14,8 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.app import Runtime, is_embedded, open_runtime, slack_app, slack_deps, slack_web_client
+from bot.app import Runtime, is_embedded, monitoring, open_runtime, slack_app, slack_deps, slack_web_client
 from bot.errors import ConfigError, UserInputError
+from bot.monitor import run_monitor
 from bot.settings import Settings
 from bot.worker_cli import connect_temporal, run_worker_until
 
@@ -50,10 +52,13 @@ async def http_server(app: Any, host: str, port: int) -> AsyncIterator[int]:
 async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event) -> None:
     settings = rt.settings
     client = await connect_temporal(settings, rt.temporal_address)
-    app = slack_app(settings, slack_deps(rt, client, slack_web_client(settings)))
+    deps = slack_deps(rt, client, slack_web_client(settings))
+    app = slack_app(settings, deps)
     worker = None
     if rt.embedded is not None:
         worker = asyncio.create_task(run_worker_until(rt, stop))
+    monitor, poster = monitoring(settings, deps)
+    watching = asyncio.create_task(run_monitor(monitor, poster, stop, rt.config.monitor.interval_s))
     try:
         if args.socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -71,6 +76,7 @@ async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event
         await app.shepherd_background.drain()  # finish the work already acknowledged
     finally:
         stop.set()
+        await watching
         if worker is not None:
             await worker
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.linear import LinearClient
 from bot.approvals import Approvals, group_entries
 from bot.audit import AuditLog
 from bot.config import ShepherdConfig
@@ -52,6 +53,7 @@ class SlackDeps:
     client: AsyncWebClient
     now: Callable[[], datetime] = utc_now  # timezone-aware
     chart_dir: Path | None = None  # where plan charts are drawn; None: no chart
+    linear: LinearClient | None = None  # None: no Linear API key configured (drafts only)
     _groups: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
 
     @property

@@ -19,11 +19,12 @@ import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.slack.deps import SlackDeps, Who
+from bot.slack.linear_flow import ticket_errors
 from bot.slack.router import Router
 from commands.grammar import ROOTS, ParseError, parse
 
 log = logging.getLogger(__name__)
-BUTTONS = re.compile(r"^(backfill|plan|purge|job)\.[a-z_]+$")
+BUTTONS = re.compile(r"^(backfill|plan|purge|job|linear)\.[a-z_]+$")
 
 
 class ResponseUrls:
@@ -99,9 +100,19 @@ def register(app: AsyncApp, deps: SlackDeps) -> Background:
         channel = body.get("channel") or {}
         who = Who(body["user"]["id"], channel.get("id", ""), channel.get("name"),
                   background.replies.to(body.get("response_url"), respond))
-        background.start(router.button(action["action_id"], action.get("value", ""), who))
+        background.start(router.button(action["action_id"], action.get("value", ""), who,
+                                       body.get("trigger_id", "")))
+
+    async def on_view(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        errors = ticket_errors(view) if view.get("callback_id") == "linear.ticket" else None
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        background.start(router.view(str(view.get("callback_id")), view, body))
 
     for name in ROOTS:
         app.command(f"/{name}")(on_command)
     app.action(BUTTONS)(on_button)
+    app.view(re.compile(r"^linear\.(edit|ticket)$"))(on_view)
     return background

@@ -18,9 +18,13 @@ from bot.slack import blocks
 from bot.slack.backfill_flow import BackfillFlow
 from bot.slack.deps import SlackDeps, Who
 from bot.slack.job_flow import JobFlow
+from bot.slack.linear_flow import LinearFlow
 from bot.slack.messages import error, note
 from bot.slack.out import SlackOut
 from bot.slack.purge_flow import PurgeFlow
+from bot.slack.verify_flow import VerifyFlow
+from bot.verify import VerifyService
+from bot.writeups import WriteupService
 from commands import verbs as v
 from commands.grammar import USAGE
 
@@ -39,6 +43,10 @@ class Router:
         self.backfill = BackfillFlow(deps, out)
         self.purge = PurgeFlow(deps, out)
         self.jobs = JobFlow(deps, out)
+        planning = deps.planning
+        self.verify = VerifyFlow(deps, out, VerifyService(deps.config, planning.registry, planning.source,
+                                                          planning.lookup))
+        self.linear = LinearFlow(deps, out, WriteupService(deps.records.pool, deps.config), deps.linear)
 
     async def audit(self, who: Who, action: str, outcome: str, **details: Any) -> None:
         await asyncio.to_thread(self.deps.audit.record, who.user, action, target=details.pop("target", None),
@@ -74,12 +82,20 @@ class Router:
                 await self.purge.plan(cmd, who)
             case v.PurgeRun():
                 return await self.purge.request(cmd, who)
+            case v.Verify():
+                return await self.verify.run(cmd, who)
+            case v.LinearDraft():
+                return await self.linear.draft(cmd, who)
+            case v.LinearPost():
+                return await self.linear.post_ticket(cmd, who)
+            case v.LinearWeekly():
+                return await self.linear.weekly(cmd, who)
             case _:
                 await who.reply(note(f":construction: `{cmd.kind.replace('_', ' ')}` is not built yet in this "
                                      "version of Shepherd; nothing was done."))
         return None
 
-    async def button(self, action_id: str, value: str, who: Who) -> None:
+    async def button(self, action_id: str, value: str, who: Who, trigger_id: str = "") -> None:
         handlers: dict[str, Callable[[], Awaitable[Any]]] = {
             "backfill.run": lambda: self.backfill.on_run(value, who),
             "plan.dismiss": lambda: self.backfill.on_dismiss(value, who),
@@ -91,6 +107,9 @@ class Router:
             "job.resume": lambda: self.jobs.control(value, "resume", who),
             "job.retry": lambda: self.jobs.retry(value, True, who),
             "job.keep": lambda: who.reply(note(f"OK, `{value}` keeps running.")),
+            "job.writeup": lambda: self.linear.ask_ticket(value, who, trigger_id),
+            "linear.post": lambda: self.linear.post(value, who),
+            "linear.edit": lambda: self.linear.edit(value, who, trigger_id),
         }
         handler = handlers.get(action_id)
         if handler is None:
@@ -98,6 +117,13 @@ class Router:
             return
         await self._guarded(who, f"click {action_id}", handler, target=value.partition(":")[0],
                             plan_hash=value.partition(":")[2] or None)
+
+    async def view(self, callback_id: str, view: dict[str, Any], body: dict[str, Any]) -> None:
+        who = await self.linear.view_who(body)
+        if callback_id == "linear.edit":
+            await self._guarded(who, "edit linear draft", lambda: self.linear.save_edit(view, who))
+        else:
+            await self._guarded(who, "draft linear write-up", lambda: self.linear.draft_for_job(view, who))
 
     async def _guarded(self, who: Who, action: str, run: Callable[[], Awaitable[Any]], *, usage: str | None = None,
                        **details: Any) -> None:

@@ -89,6 +89,7 @@ class WindowState:
     region: str | None = None
     resumed_from: str | None = None  # a retried attempt resumed from this day (its last heartbeat)
     day: str | None = None  # the day being copied (from the running activity's heartbeat)
+    heartbeat_at: str | None = None  # ISO time of the running activity's last heartbeat (from describe())
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -30,7 +31,8 @@ def activities(deps: ActivityDeps) -> list[Any]:
 
 
 def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_activities: int = 16,
-                 extra_workflows: Sequence[type] = (), extra_activities: Sequence[Any] = ()) -> Worker:
+                 extra_workflows: Sequence[type] = (), extra_activities: Sequence[Any] = (),
+                 heartbeat_throttle: timedelta = timedelta(seconds=60)) -> Worker:
     """A worker running every Shepherd workflow and activity (plus `extra_*`, for tests) on `task_queue`."""
     return Worker(
         client,
@@ -39,4 +41,7 @@ def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_act
         activities=[*activities(deps), *extra_activities],
         activity_executor=ThreadPoolExecutor(max_workers=max_activities, thread_name_prefix="activity"),
         max_concurrent_activities=max_activities,
+        # Heartbeats reach the server at most this often (and at 80% of the heartbeat timeout):
+        # it bounds how fresh the progress the monitor reads can be.
+        max_heartbeat_throttle_interval=heartbeat_throttle,
     )

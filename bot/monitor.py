@@ -1,0 +1,228 @@
+"""The monitor: every tick, read each job that owns a status message, edit that message, post events.
+
+Everything it posts goes through the outbox under a key derived from Temporal's state (see
+commands/progress.py), and is recorded in shepherd.events_posted after it is queued: a restarted
+monitor re-derives the same keys, so it posts nothing twice and misses nothing that happened while
+it was down. Progress samples (shepherd.progress_samples) give the smoothed rates and ETA ranges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.config import ShepherdConfig
+from bot.errors import ShepherdError
+from bot.purge_jobs import PurgeJobService
+from bot.slack import status_blocks
+from bot.slack.messages import Message, section
+from bot.slack.outbox import Outbox
+from bot.temporal.models import BackfillProgress, PurgeProgress
+from commands.progress import FINAL, Event, Policy, WindowSnap, eta_range, window_events, window_rate
+
+log = logging.getLogger(__name__)
+ACTIVE = ("running", "waiting", "paused", "cancelling")
+SAMPLES_KEPT_S = 3 * 3600
+
+
+@dataclass(frozen=True)
+class Watched:
+    id: str
+    kind: str
+    requester: str
+    db_state: str
+    channel: str
+    ts: str
+    plan: dict[str, Any]
+
+
+@dataclass
+class TickResult:
+    jobs: int = 0
+    events: int = 0
+    updates: int = 0
+    seconds: float = 0.0
+
+
+def _at(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class Monitor:
+    def __init__(self, pool: Any, jobs: PurgeJobService, outbox: Outbox, config: ShepherdConfig,
+                 now: Callable[[], datetime]) -> None:
+        self.pool, self.jobs, self.outbox, self.config, self.now = pool, jobs, outbox, config, now
+        self._shown: dict[str, str] = {}  # job -> text last queued for its status message
+        self._gate = asyncio.Semaphore(16)
+        self.policy = Policy(
+            stall_s=config.monitor.stall_minutes * 60, contention_ratio=config.monitor.contention_ratio,
+            expected_rate=config.throughput.low / 3600,
+            home_region={c.name: c.regions[0].name for c in config.clusters if c.regions})
+
+    async def tick(self) -> TickResult:
+        began = time.monotonic()
+        watched = await asyncio.to_thread(self._watched)
+        results = await asyncio.gather(*(self._one(job) for job in watched))
+        out = TickResult(jobs=len(watched), seconds=0.0)
+        for events, updated in results:
+            out.events += events
+            out.updates += int(updated)
+        out.seconds = round(time.monotonic() - began, 3)
+        return out
+
+    async def _one(self, job: Watched) -> tuple[int, bool]:
+        async with self._gate:
+            try:
+                if job.kind == "purge":
+                    return await self._purge(job, await self.jobs.purge_progress(job.id))
+                return await self._backfill(job, await self.jobs.progress(job.id))
+            except ShepherdError as err:  # e.g. its workflow is not started yet: next tick
+                log.info("monitor: %s not readable yet: %s", job.id, err.message)
+            except Exception:
+                log.exception("monitor: reading %s failed", job.id)
+            return 0, False
+
+    # ---- backfill ----------------------------------------------------------------------
+
+    async def _backfill(self, job: Watched, p: BackfillProgress) -> tuple[int, bool]:
+        now = self.now()
+        snaps = [WindowSnap(w.key, w.customer, w.cluster, w.start, w.end, w.state, w.attempt, w.done, w.total,
+                            _at(w.started), _at(w.finished), w.last_failure, w.region, _at(w.heartbeat_at))
+                 for w in p.windows]
+        samples = await asyncio.to_thread(self._sample, job.id, [(s.key, s.done, s.total, s.state) for s in snaps])
+        rates = {s.key: window_rate(samples.get(s.key, []), s.total) for s in snaps if s.state == "running"}
+        planned = {f"{w['customer']}:{w['start']}:{w['end']}": int(w.get("conversations", 0))
+                   for c in job.plan.get("customers", []) for w in c.get("windows", [])}
+        total = sum(s.total or planned.get(s.key, 0) for s in snaps)
+        done = sum(s.done for s in snaps)
+        live = [r.rate for r in rates.values() if r.rate]
+        rate = sum(live) if live else None
+        eta = eta_range(total - done, [rate * 0.8, rate] if rate else [])
+        figures = status_blocks.JobFigures(100 * done / total if total else 0.0, done, total, rate, eta)
+        status = status_blocks.backfill_status(job.id, job.requester, p.state, snaps, rates, figures, now,
+                                               self.config.monitor.windows_listed)
+        events = window_events(p.state, p.run, snaps, rates, now, self.policy)
+        if p.state in FINAL:
+            reason = None if p.state == "done" else self._failed_reason(snaps, p.state)
+            events.append(Event(f"end:{p.run}", "", "finished"))
+            summary = status_blocks.backfill_summary(job.id, p.state, snaps, reason)
+        else:
+            summary = None
+        return await self._publish(job, status, events, summary, p.state)
+
+    @staticmethod
+    def _failed_reason(snaps: list[WindowSnap], state: str) -> str:
+        failed = [s for s in snaps if s.state == "failed"]
+        if state == "cancelled":
+            return f"cancelled: {sum(s.state == 'done' for s in snaps)} windows had finished"
+        names = ", ".join(f"{s.customer} {s.start}..{s.end}" for s in failed[:10])
+        return f"{len(failed)} window(s) failed: {names}. Retry failed windows re-runs only those."
+
+    # ---- purge -------------------------------------------------------------------------
+
+    async def _purge(self, job: Watched, p: PurgeProgress) -> tuple[int, bool]:
+        now = self.now()
+        clusters = {name: (sum(c.state == "done" for c in chunks), len(chunks), sum(c.rows_deleted for c in chunks),
+                           sum(c.rows for c in chunks)) for name, chunks in p.clusters.items()}
+        status = status_blocks.purge_status(job.id, job.requester, p.state, clusters, now, p.stop_reason)
+        events: list[Event] = []
+        summary = None
+        if p.state in FINAL:
+            events.append(Event("end:1", "", "finished"))
+            summary = status_blocks.purge_summary(job.id, p.state, clusters, p.stop_reason)
+        return await self._publish(job, status, events, summary, p.state)
+
+    # ---- writing -------------------------------------------------------------------------
+
+    async def _publish(self, job: Watched, status: Message, events: list[Event], summary: Message | None,
+                       state: str) -> tuple[int, bool]:
+        updated = False
+        payload = status.as_kwargs()
+        if self._shown.get(job.id) != payload["text"] + str(payload["blocks"]):
+            self._shown[job.id] = payload["text"] + str(payload["blocks"])
+            key = f"status:{job.id}:{time.time_ns()}"
+            await asyncio.to_thread(self.outbox.enqueue, key, "chat.update", {"ts": job.ts, **payload},
+                                    channel=job.channel)
+            updated = True
+        fresh = await asyncio.to_thread(self._new_events, job.id, [e.key for e in events])
+        for event in events:
+            if event.key not in fresh:
+                continue
+            msg = summary if event.kind == "finished" and summary is not None else Message(
+                event.text, [section(event.text)])
+            await asyncio.to_thread(self.outbox.enqueue, f"event:{job.id}:{event.key}", "chat.postMessage",
+                                    msg.as_kwargs(), channel=job.channel, thread_ts=job.ts)
+            await asyncio.to_thread(self._posted, job.id, event.key)
+        if state in FINAL and job.db_state not in FINAL:
+            await asyncio.to_thread(self._finish, job.id, state)
+        return len(fresh), updated
+
+    # ---- Postgres ------------------------------------------------------------------------
+
+    def _watched(self) -> list[Watched]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT j.id, j.kind, j.requester, j.state, m.channel, m.ts, j.plan FROM shepherd.jobs j"
+                " JOIN shepherd.job_messages m ON m.job_id = j.id AND m.purpose = 'status'"
+                " WHERE j.kind IN ('backfill', 'purge') AND j.state NOT IN ('refused', 'starting', 'approved')"
+                " AND (j.state = ANY(%s) OR NOT EXISTS (SELECT 1 FROM shepherd.events_posted e"
+                "      WHERE e.job_id = j.id AND e.event_key LIKE 'end:%%'))", (list(ACTIVE),)).fetchall()
+        return [Watched(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or {}) for r in rows]
+
+    def _sample(self, job_id: str, windows: list[tuple[str, int, int, str]]) -> dict[str, list[tuple[datetime, int]]]:
+        """Store this tick's reading of each window; return each running window's recent samples, oldest first."""
+        with self.pool.connection() as conn:
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO shepherd.progress_samples (job_id, window_key, done, total, state)"
+                                " VALUES (%s, %s, %s, %s, %s)", [(job_id, *w) for w in windows if w[3] == "running"])
+            rows = conn.execute(
+                "SELECT window_key, at, done FROM shepherd.progress_samples WHERE job_id = %s"
+                " AND at > now() - make_interval(secs => %s) ORDER BY at", (job_id, SAMPLES_KEPT_S)).fetchall()
+        out: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+        for key, at, done in rows:
+            out[key].append((at, int(done)))
+        return out
+
+    def _new_events(self, job_id: str, keys: list[str]) -> set[str]:
+        if not keys:
+            return set()
+        with self.pool.connection() as conn:
+            seen = {r[0] for r in conn.execute("SELECT event_key FROM shepherd.events_posted WHERE job_id = %s"
+                                               " AND event_key = ANY(%s)", (job_id, keys)).fetchall()}
+        return set(keys) - seen
+
+    def _posted(self, job_id: str, key: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("INSERT INTO shepherd.events_posted (job_id, event_key) VALUES (%s, %s)"
+                         " ON CONFLICT DO NOTHING", (job_id, key))
+
+    def _finish(self, job_id: str, state: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE shepherd.jobs SET state = %s, finished_at = COALESCE(finished_at, now())"
+                         " WHERE id = %s", (state, job_id))
+
+
+async def run_monitor(monitor: Monitor, poster: Any, stop: asyncio.Event, interval_s: float) -> None:
+    """Tick every `interval_s` (APScheduler, one tick at a time) and drain the outbox until `stop`."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    async def tick() -> None:
+        result = await monitor.tick()
+        log.debug("monitor tick: %s", result)
+
+    scheduler = AsyncIOScheduler()
+    scheduler.add_job(tick, "interval", seconds=interval_s, max_instances=1, coalesce=True,
+                      misfire_grace_time=max(int(interval_s), 1), next_run_time=datetime.now().astimezone())
+    scheduler.start()
+    draining = asyncio.create_task(poster.run(stop))
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        await draining
