@@ -22,6 +22,7 @@ from bot.adapters.linear import LinearClient, LinearComment, LinearError
 from bot.config import ShepherdConfig
 from bot.errors import ConflictError, ShepherdError, UserInputError
 from bot.job_records import OPEN_STATES, JobRecords, JobRow
+from commands import weekly
 from commands import writeup as w
 
 STALE_POST = timedelta(minutes=5)  # a claim older than this was left by a crashed process
@@ -165,9 +166,9 @@ class WriteupService:
         with self.pool.connection() as conn:
             unposted = conn.execute("SELECT id::text, ticket FROM shepherd.linear_drafts WHERE kind = 'ticket'"
                                     " AND comment_id IS NULL AND created_at >= %s ORDER BY id", (start,)).fetchall()
-        week = w.WeeklyInput(start.date(), now.date(), self.gather(rows), open_jobs,
+        week = weekly.WeeklyInput(start.date(), now.date(), self.gather(rows), open_jobs,
                              tuple((str(d), str(t)) for d, t in unposted), team)
-        return self._insert("weekly", team or "", ids, w.render_weekly(week), channel, requester)
+        return self._insert("weekly", team or "", ids, weekly.render_weekly(week), channel, requester)
 
     def _insert(self, kind: str, ticket: str, job_ids: list[str], markdown: str, channel: str | None,
                 requester: str) -> Draft:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from commands import weekly as wk
 from commands import writeup as w
 
 START = date(2026, 1, 3)
@@ -81,7 +82,7 @@ def test_the_writeup_carries_the_seed_weeks_numbers() -> None:
 
 
 def test_the_weekly_summary_keeps_the_seeds_shape() -> None:
-    weekly = w.render_weekly(w.WeeklyInput(date(2026, 2, 17), date(2026, 2, 24), seed_week(),
+    weekly = wk.render_weekly(wk.WeeklyInput(date(2026, 2, 17), date(2026, 2, 24), seed_week(),
                                            unposted=(("12", "CONVI-6259"),)))
     lines = weekly.splitlines()
     assert lines[0] == "Weekly Summary: Feb 21–23, 2026"
@@ -100,7 +101,7 @@ def test_the_weekly_summary_keeps_the_seeds_shape() -> None:
 
 
 def test_an_empty_week_and_numbers() -> None:
-    weekly = w.render_weekly(w.WeeklyInput(date(2026, 2, 27), date(2026, 3, 2), w.Records(())))
+    weekly = wk.render_weekly(wk.WeeklyInput(date(2026, 2, 27), date(2026, 3, 2), w.Records(())))
     assert weekly.splitlines()[0] == "Weekly Summary: Feb 27 – Mar 2, 2026"
     assert "none finished this week" in weekly and "- **None recorded:**" in weekly
     assert w.approx(650_498_765) == "~650.5M" and w.approx(999) == "999" and w.approx(12_345) == "~12.3K"
