@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 TABLES = {
     "schema_migrations",
     "jobs",
+    "job_results",
     "approvals",
     "audit_log",
     "progress_samples",
