@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,16 +18,16 @@ from typing import Any
 
 from bot.config import ShepherdConfig
 from bot.errors import ShepherdError
+from bot.job_view import JobViews, purge_clusters
 from bot.purge_jobs import PurgeJobService
 from bot.slack import status_blocks
 from bot.slack.messages import Message, section
 from bot.slack.outbox import Outbox
 from bot.temporal.models import BackfillProgress, PurgeProgress
-from commands.progress import FINAL, Event, Policy, WindowSnap, eta_range, window_events, window_rate
+from commands.progress import FINAL, Event, Policy, WindowSnap, window_events
 
 log = logging.getLogger(__name__)
 ACTIVE = ("running", "waiting", "paused", "cancelling")
-SAMPLES_KEPT_S = 3 * 3600
 
 
 @dataclass(frozen=True)
@@ -50,16 +49,13 @@ class TickResult:
     seconds: float = 0.0
 
 
-def _at(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
 class Monitor:
     def __init__(self, pool: Any, jobs: PurgeJobService, outbox: Outbox, config: ShepherdConfig,
                  now: Callable[[], datetime]) -> None:
         self.pool, self.jobs, self.outbox, self.config, self.now = pool, jobs, outbox, config, now
         self._shown: dict[str, str] = {}  # job -> text last queued for its status message
         self._gate = asyncio.Semaphore(16)
+        self.views = JobViews(pool, config.monitor.windows_listed)
         self.policy = Policy(
             stall_s=config.monitor.stall_minutes * 60, contention_ratio=config.monitor.contention_ratio,
             expected_rate=config.throughput.low / 3600,
@@ -92,21 +88,9 @@ class Monitor:
 
     async def _backfill(self, job: Watched, p: BackfillProgress) -> tuple[int, bool]:
         now = self.now()
-        snaps = [WindowSnap(w.key, w.customer, w.cluster, w.start, w.end, w.state, w.attempt, w.done, w.total,
-                            _at(w.started), _at(w.finished), w.last_failure, w.region, _at(w.heartbeat_at))
-                 for w in p.windows]
-        samples = await asyncio.to_thread(self._sample, job.id, [(s.key, s.done, s.total, s.state) for s in snaps])
-        rates = {s.key: window_rate(samples.get(s.key, []), s.total) for s in snaps if s.state == "running"}
-        planned = {f"{w['customer']}:{w['start']}:{w['end']}": int(w.get("conversations", 0))
-                   for c in job.plan.get("customers", []) for w in c.get("windows", [])}
-        total = sum(s.total or planned.get(s.key, 0) for s in snaps)
-        done = sum(s.done for s in snaps)
-        live = [r.rate for r in rates.values() if r.rate]
-        rate = sum(live) if live else None
-        eta = eta_range(total - done, [rate * 0.8, rate] if rate else [])
-        figures = status_blocks.JobFigures(100 * done / total if total else 0.0, done, total, rate, eta)
-        status = status_blocks.backfill_status(job.id, job.requester, p.state, snaps, rates, figures, now,
-                                               self.config.monitor.windows_listed)
+        view, status = await asyncio.to_thread(self.views.backfill_status, job.id, job.requester, job.plan, p, now,
+                                               record=True)
+        snaps, rates = view.snaps, view.rates
         events = window_events(p.state, p.run, snaps, rates, now, self.policy)
         if p.state in FINAL:
             reason = None if p.state == "done" else self._failed_reason(snaps, p.state)
@@ -128,9 +112,8 @@ class Monitor:
 
     async def _purge(self, job: Watched, p: PurgeProgress) -> tuple[int, bool]:
         now = self.now()
-        clusters = {name: (sum(c.state == "done" for c in chunks), len(chunks), sum(c.rows_deleted for c in chunks),
-                           sum(c.rows for c in chunks)) for name, chunks in p.clusters.items()}
-        status = status_blocks.purge_status(job.id, job.requester, p.state, clusters, now, p.stop_reason)
+        clusters = purge_clusters(p)
+        status = self.views.purge_status(job.id, job.requester, p, now)
         events: list[Event] = []
         summary = None
         if p.state in FINAL:
@@ -174,20 +157,6 @@ class Monitor:
                 " AND (j.state = ANY(%s) OR NOT EXISTS (SELECT 1 FROM shepherd.events_posted e"
                 "      WHERE e.job_id = j.id AND e.event_key LIKE 'end:%%'))", (list(ACTIVE),)).fetchall()
         return [Watched(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or {}) for r in rows]
-
-    def _sample(self, job_id: str, windows: list[tuple[str, int, int, str]]) -> dict[str, list[tuple[datetime, int]]]:
-        """Store this tick's reading of each window; return each running window's recent samples, oldest first."""
-        with self.pool.connection() as conn:
-            with conn.cursor() as cur:
-                cur.executemany("INSERT INTO shepherd.progress_samples (job_id, window_key, done, total, state)"
-                                " VALUES (%s, %s, %s, %s, %s)", [(job_id, *w) for w in windows if w[3] == "running"])
-            rows = conn.execute(
-                "SELECT window_key, at, done FROM shepherd.progress_samples WHERE job_id = %s"
-                " AND at > now() - make_interval(secs => %s) ORDER BY at", (job_id, SAMPLES_KEPT_S)).fetchall()
-        out: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-        for key, at, done in rows:
-            out[key].append((at, int(done)))
-        return out
 
     def _new_events(self, job_id: str, keys: list[str]) -> set[str]:
         if not keys:

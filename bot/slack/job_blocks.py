@@ -1,14 +1,15 @@
-"""Block Kit for job progress (`/backfill status JOB`) and job lists (`/shepherd jobs`)."""
+"""Block Kit for `/backfill status JOB` extras (failures, verifications) and job lists (`/shepherd jobs`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from slack_sdk.models.blocks import Block
 
 from bot.job_records import JobRow
-from bot.slack.messages import Message, actions, button, context, fields, header, section, table_sections
-from bot.temporal.models import BackfillProgress, PurgeProgress
+from bot.slack.messages import MAX_BLOCKS, Message, actions, button, context, header, section, table_sections
+from bot.temporal.models import BackfillProgress
 from commands import render
 
 BAR = 12
@@ -20,44 +21,35 @@ def bar(done: int, total: int) -> str:
     return "█" * full + "░" * (BAR - full) + f" {frac:4.0%}"
 
 
-def backfill_progress(p: BackfillProgress, requester: str | None = None) -> Message:
-    done = sum(w.done for w in p.windows)
-    total = sum(w.total for w in p.windows) or sum(1 for _ in p.windows)
-    states: dict[str, int] = {}
-    for w in p.windows:
-        states[w.state] = states.get(w.state, 0) + 1
-    rows = [[w.customer, f"{w.start}..{w.end}", w.state, str(w.attempt), f"{w.done:,}/{w.total:,}",
-             bar(w.done, w.total), (w.last_failure or "")[:60]]
-            for w in sorted(p.windows, key=lambda w: (w.state != "running", w.state != "failed", w.customer, w.start))]
-    lines = render.table(["customer", "window", "state", "try", "done/total", "progress", "last failure"], rows,
-                         right={3, 4}).split("\n")
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-    blocks = [
-        header(f"Backfill {p.job_id}: {p.state}"),
-        fields([("Windows", summary), ("Overall", bar(done, total)), ("Parallel", str(p.parallel)),
-                ("Run", str(p.run))] + ([("Requested by", f"<@{requester}>")] if requester else [])),
-        *table_sections(lines, f"_{len(rows)} windows in all; the running and failed ones are listed first_"),
-    ]
-    return Message(f"Backfill {p.job_id}: {p.state}, {summary}", blocks)
+def with_failures(msg: Message, p: BackfillProgress) -> Message:
+    """`msg` with the job's failed windows (attempt, last failure) appended, for `/backfill status JOB`."""
+    failed = [w for w in p.windows if w.state == "failed" or (w.state == "running" and w.last_failure)]
+    if not failed:
+        return msg
+    rows = [[w.customer, f"{w.start}..{w.end}", w.state, str(w.attempt), (w.last_failure or "")[:80]]
+            for w in sorted(failed, key=lambda w: (w.state != "failed", w.customer, w.start))]
+    lines = render.table(["customer", "window", "state", "try", "last failure"], rows, right={3}).split("\n")
+    room = MAX_BLOCKS - len(msg.blocks) - 1
+    extra = table_sections(lines, f"_{len(rows)} windows failed or retrying_")[:max(room, 0)]
+    return Message(msg.text, [*msg.blocks[:-1], *extra, msg.blocks[-1]])
 
 
-def purge_progress(p: PurgeProgress, requester: str | None = None) -> Message:
-    rows = []
-    for cluster, chunks in sorted(p.clusters.items()):
-        states: dict[str, int] = {}
-        for c in chunks:
-            states[c.state] = states.get(c.state, 0) + 1
-        deleted = sum(c.rows_deleted for c in chunks)
-        planned = sum(c.rows for c in chunks)
-        rows.append([cluster, ", ".join(f"{n} {s}" for s, n in sorted(states.items())), f"{deleted:,}/{planned:,}",
-                     bar(deleted, planned)])
-    lines = render.table(["cluster", "chunks", "rows deleted", "progress"], rows, right={2}).split("\n")
-    blocks = [header(f"Purge {p.job_id}: {p.state}"), *table_sections(lines)]
-    if p.stop_reason:
-        blocks.append(section(f":octagonal_sign: {p.stop_reason}"))
-    if requester:
-        blocks.append(context(f"requested by <@{requester}>"))
-    return Message(f"Purge {p.job_id}: {p.state}", blocks)
+def verification(job_id: str, state: str, requester: str, report: dict[str, Any], params: dict[str, Any]) -> Message:
+    """A recorded verification (`v-` job): its verdict, counts and the first mismatches."""
+    icon = ":white_check_mark:" if state == "done" else ":warning:"
+    linked = f" of `{params['job']}`" if params.get("job") else ""
+    lines = [f"{icon} {report.get('verdict', state)}",
+             f"{report.get('checked', 0)} customers checked, {report.get('matching', 0)} matching, "
+             f"{report.get('mismatching', 0)} mismatching; {report.get('from')}..{report.get('to')}"]
+    rows = [[m["customer"], m["day"], m["table"], f"{m['postgres']:,}", f"{m['clickhouse']:,}", f"{m['difference']:+,}"]
+            for m in report.get("mismatches", [])]
+    blocks: list[Block] = [header(f"Verification {job_id}{linked}"), section("\n".join(lines)[:2900])]
+    if rows:
+        table = render.table(["customer", "day", "table", "postgres", "clickhouse", "diff"], rows, right={3, 4, 5})
+        more = report.get("mismatches_not_listed", 0)
+        blocks += table_sections(table.split("\n"), f"_and {more:,} more_" if more else None)
+    blocks.append(context(f"requested by <@{requester}>"))
+    return Message(f"Verification {job_id}: {state}", blocks)
 
 
 def jobs_list(jobs: Sequence[JobRow], links: dict[str, str]) -> Message:

@@ -6,6 +6,7 @@ import asyncio
 
 from bot.errors import UserInputError
 from bot.job_records import JobRow
+from bot.job_view import JobViews
 from bot.slack import blocks, job_blocks
 from bot.slack.deps import SlackDeps, Who
 from bot.slack.messages import Message, note
@@ -35,9 +36,16 @@ class JobFlow:
             reason = f": {row.error}" if row.error else ""
             return note(f"{row.kind.capitalize()} `{row.id}` is {row.state.replace('_', ' ')}{reason} "
                         f"(requested by <@{row.requester}>).")
+        if row.kind == "verify":
+            return job_blocks.verification(row.id, row.state, row.requester, row.plan or {}, row.params)
+        views = JobViews(self.deps.records.pool, self.deps.config.monitor.windows_listed)
         if row.kind == "purge":
-            return job_blocks.purge_progress(await self.deps.jobs.purge_progress(row.id), row.requester)
-        return job_blocks.backfill_progress(await self.deps.jobs.progress(row.id), row.requester)
+            return views.purge_status(row.id, row.requester, await self.deps.jobs.purge_progress(row.id),
+                                      self.deps.now())
+        progress = await self.deps.jobs.progress(row.id)  # the monitor's figures, from its samples
+        _, msg = await asyncio.to_thread(views.backfill_status, row.id, row.requester, row.plan or {}, progress,
+                                         self.deps.now())
+        return job_blocks.with_failures(msg, progress)
 
     async def jobs(self, who: Who) -> None:
         rows = await asyncio.to_thread(self.deps.records.recent, 15)

@@ -20,7 +20,9 @@ from bot.job_records import JobRecords
 from bot.jobs import new_job_id
 from bot.monitor import Monitor
 from bot.purge_jobs import PurgeJobService
+from bot.slack.deps import SlackDeps
 from bot.slack.emulator import SlackEmulator
+from bot.slack.job_flow import JobFlow
 from bot.slack.outbox import Outbox
 from bot.slack.poster import SlackPoster
 from bot.temporal.worker import build_worker
@@ -170,9 +172,34 @@ async def test_a_stalled_window_and_uniform_slowness_raise_one_alert_each(rig: R
         stalls = [t for t in thread if "stalled" in t]
         assert 1 <= len(stalls) <= 4 and len(set(stalls)) == len(stalls)  # one per stuck window, once each
         assert "throttle" in next(t for t in thread if "contended" in t)
+        await status_command_shows_the_monitor_figures(rig, monitor, poster, job, ts)
     finally:
         await rig.jobs.cancel(job)
         await rig.jobs.wait(job)
+
+
+def figures(blocks: Any) -> list[str]:
+    """The Progress, Rate and ETA fields of a status message."""
+    text = str(blocks)
+    return [re.search(rf"\*{name}\*\\n([^'\"]*)", text).group(1) for name in ("Progress", "Rate", "ETA")]  # type: ignore[union-attr]
+
+
+async def status_command_shows_the_monitor_figures(rig: Rig, monitor: Monitor, poster: SlackPoster, job: str,
+                                                   ts: str) -> None:
+    """With every window stuck (progress frozen), `/backfill status JOB` and the status message agree."""
+    last = -1
+    while (done := sum(w.done for w in (await rig.jobs.progress(job)).windows)) != last:
+        last = done
+        await asyncio.sleep(1.0)
+    await monitor.tick()
+    while rig.outbox.pending_count():  # the status edit reaches Slack (the poster paces the channel)
+        await poster.run_once()
+        await asyncio.sleep(0.02)
+    deps = SlackDeps(rig.config, None, rig.jobs, rig.records, None, None, None)  # type: ignore[arg-type]
+    reply = await JobFlow(deps, None).status_message(rig.records.get(job))  # type: ignore[arg-type]
+    shown = figures(rig.emu.message("C_OPS", ts).blocks)
+    assert figures(reply.as_kwargs()["blocks"]) == shown
+    assert shown[1] != "-" and "to" in shown[2]  # a rate and an ETA range, not placeholders
 
 
 async def test_a_restarted_monitor_posts_what_it_missed_and_nothing_twice(rig: Rig) -> None:

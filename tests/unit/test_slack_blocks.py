@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+import dataclasses
+from datetime import UTC, date, datetime
 
 import pytest
 from slack_sdk.models.blocks import SectionBlock
 
-from bot.slack import blocks, job_blocks
+from bot.job_view import snapshots
+from bot.slack import blocks, job_blocks, status_blocks
 from bot.slack.messages import MAX_BLOCKS, Message, MessageTooLarge, section, table_sections
 from bot.temporal.models import BackfillProgress, WindowState
 from commands.chunks import plan_purge
@@ -70,6 +72,11 @@ def test_progress_of_200_windows_fits() -> None:
     windows = [WindowState(key=str(i), customer=f"c{i}", cluster="x", start="2026-01-03", end="2026-01-07",
                            state="running" if i % 3 else "done", done=i * 10, total=2_000) for i in range(200)]
     p = BackfillProgress(job_id="b-123456", state="running", parallel=8, paused=False, start_at=None, windows=windows)
-    payload = job_blocks.backfill_progress(p, "U_ALICE").as_kwargs()
+    figures = status_blocks.JobFigures(12.0, 1_000, 400_000, 50.0, (60.0, 90.0))
+    status = status_blocks.backfill_status("b-123456", "U_ALICE", "running", snapshots(p), {}, figures,
+                                           datetime(2026, 2, 1, tzinfo=UTC), listed=200)
+    windows[5] = dataclasses.replace(windows[5], state="failed", last_failure="boom " * 40)
+    payload = job_blocks.with_failures(status, p).as_kwargs()
     assert len(payload["blocks"]) <= MAX_BLOCKS
     assert "67 done, 133 running" in payload["text"]
+    assert "last failure" in str(payload["blocks"]) and "updated 2026-02-01" in str(payload["blocks"][-1])
