@@ -18,6 +18,7 @@ from bot.temporal.models import BackfillProgress, PurgeProgress
 from commands.progress import WindowRate, WindowSnap, eta_range, window_rate
 
 SAMPLES_KEPT_S = 3 * 3600
+SAMPLES_USED = 20  # the smoothing weighs older ones by less than 2**-20
 Clusters = dict[str, tuple[int, int, int, int]]  # name -> (chunks done, chunks, rows deleted, rows planned)
 
 
@@ -48,11 +49,12 @@ class JobViews:
         self.pool = pool
         self.windows_listed = windows_listed
 
-    def backfill(self, job_id: str, plan: dict[str, Any], p: BackfillProgress, *, record: bool) -> BackfillView:
+    def backfill(self, job_id: str, plan: dict[str, Any], p: BackfillProgress, *, record: bool,
+                 now: datetime | None = None) -> BackfillView:
         """Blocking (Postgres): call it in a thread from async code."""
         snaps = snapshots(p)
-        running = [(s.key, s.done, s.total, s.state) for s in snaps if s.state == "running"]
-        samples = self._samples(job_id, running if record else [])
+        running = [s for s in snaps if s.state == "running"]
+        samples = self._samples(job_id, running if record else [], now)
         rates = {s.key: window_rate(samples.get(s.key, []), s.total) for s in snaps if s.state == "running"}
         planned = {f"{w['customer']}:{w['start']}:{w['end']}": int(w.get("conversations", 0))
                    for c in plan.get("customers", []) for w in c.get("windows", [])}
@@ -66,7 +68,7 @@ class JobViews:
 
     def backfill_status(self, job_id: str, requester: str, plan: dict[str, Any], p: BackfillProgress,
                         now: datetime, *, record: bool = False) -> tuple[BackfillView, Message]:
-        view = self.backfill(job_id, plan, p, record=record)
+        view = self.backfill(job_id, plan, p, record=record, now=now)
         return view, status_blocks.backfill_status(job_id, requester, p.state, view.snaps, view.rates, view.figures,
                                                    now, self.windows_listed)
 
@@ -74,18 +76,33 @@ class JobViews:
     def purge_status(job_id: str, requester: str, p: PurgeProgress, now: datetime) -> Message:
         return status_blocks.purge_status(job_id, requester, p.state, purge_clusters(p), now, p.stop_reason)
 
-    def _samples(self, job_id: str, windows: list[tuple[str, int, int, str]]
+    def _samples(self, job_id: str, running: list[WindowSnap], now: datetime | None
                  ) -> dict[str, list[tuple[datetime, int]]]:
-        """Store `windows` as this reading (if any); return each window's recent samples, oldest first."""
+        """Each window's recent samples, oldest first, after storing the new readings among `running`.
+
+        A reading is stored at its heartbeat's time (the tick's time if unknown), and only once: rates
+        are progress over heartbeat time, however often the monitor ticks or a status is asked for.
+        """
         with self.pool.connection() as conn:
-            if windows:
-                with conn.cursor() as cur:
-                    cur.executemany("INSERT INTO shepherd.progress_samples (job_id, window_key, done, total, state)"
-                                    " VALUES (%s, %s, %s, %s, %s)", [(job_id, *w) for w in windows])
             rows = conn.execute(
-                "SELECT window_key, at, done FROM shepherd.progress_samples WHERE job_id = %s"
-                " AND at > now() - make_interval(secs => %s) ORDER BY at", (job_id, SAMPLES_KEPT_S)).fetchall()
-        out: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-        for key, at, done in rows:
-            out[key].append((at, int(done)))
+                "SELECT window_key, at, done FROM (SELECT window_key, at, done, row_number() OVER"
+                " (PARTITION BY window_key ORDER BY at DESC) AS n FROM shepherd.progress_samples"
+                " WHERE job_id = %s AND at > now() - make_interval(secs => %s)) recent"
+                " WHERE n <= %s ORDER BY at", (job_id, SAMPLES_KEPT_S, SAMPLES_USED)).fetchall()
+            out: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+            for key, at, done in rows:
+                out[key].append((at, int(done)))
+            fresh = []
+            for s in running:
+                at = s.heartbeat_at or now
+                last = out[s.key][-1] if out.get(s.key) else None
+                unchanged = last is not None and (last[0] >= at if at else True)
+                if at is None or unchanged or (s.heartbeat_at is None and last is not None and last[1] == s.done):
+                    continue
+                fresh.append((job_id, s.key, at, s.done, s.total, s.state))
+                out[s.key].append((at, s.done))
+            if fresh:
+                with conn.cursor() as cur:
+                    cur.executemany("INSERT INTO shepherd.progress_samples (job_id, window_key, at, done, total, state)"
+                                    " VALUES (%s, %s, %s, %s, %s, %s)", fresh)
         return out
