@@ -183,15 +183,22 @@ def slack_app(settings: Settings, deps: Any) -> Any:
 
 
 def monitoring(settings: Settings, deps: Any) -> tuple[Any, Any]:
-    """The monitor and the outbox poster (its own Web API client: the poster does its own retrying)."""
+    """The monitor (and what follows a job's end: `bot.job_end`) and the outbox poster (its own Web API
+    client: the poster does its own retrying)."""
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.job_end import JobEnd
     from bot.monitor import Monitor
     from bot.slack.outbox import Outbox
     from bot.slack.poster import SlackPoster
+    from bot.verify import VerifyService
+    from bot.writeups import WriteupService
 
     assert settings.slack_bot_token is not None
-    outbox = Outbox(deps.records.pool)
+    pool, config, planning = deps.records.pool, deps.config, deps.planning
+    outbox = Outbox(pool)
     client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
                             base_url=settings.slack_api_url or AsyncWebClient.BASE_URL, retry_handlers=[])
-    return Monitor(deps.records.pool, deps.jobs, outbox, deps.config, deps.now), SlackPoster(outbox, client)
+    verify = VerifyService(config, planning.registry, planning.source, planning.lookup)
+    job_end = JobEnd(pool, outbox, WriteupService(pool, config), verify, after_jobs=config.verify.after_jobs)
+    return Monitor(pool, deps.jobs, outbox, config, deps.now, job_end), SlackPoster(outbox, client)

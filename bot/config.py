@@ -134,6 +134,10 @@ class MonitorSettings(Strict):
     windows_listed: int = Field(default=12, ge=1)  # progress bars in the status message; the rest summarised
 
 
+class VerifySettings(Strict):
+    after_jobs: bool = False  # verify what a backfill or purge touched once it has finished; verdict in its thread
+
+
 class LookupSettings(Strict):
     attempts_per_region: int = Field(default=4, ge=1)
     base_delay_s: float = Field(default=0.5, ge=0)
@@ -184,6 +188,7 @@ class ShepherdConfig(Strict):
     backfill: BackfillSettings = BackfillSettings()
     lookup: LookupSettings = LookupSettings()
     monitor: MonitorSettings = MonitorSettings()
+    verify: VerifySettings = VerifySettings()
     access: Access = Access()
 
     @model_validator(mode="after")

@@ -128,6 +128,7 @@ def demo_config(spec: DemoSpec, db_prefix: str = "") -> dict[str, Any]:
         "throughput": {"low": 35_000 * s, "high": 50_000 * s},
         "purge": {"max_rows_per_mutation": max(1, round(800_000 * s))},
         "lookup": {"attempts_per_region": 3, "base_delay_s": 0.05, "max_delay_s": 0.5},
+        "verify": {"after_jobs": True},  # so `shepherd dev` shows the verdict under a finished job's summary
         "access": {
             "operators": ["U_ALICE", "U_CAROL"],
             "approvers": ["U_ALICE", "U_BOB"],

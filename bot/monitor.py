@@ -4,6 +4,7 @@ Everything it posts goes through the outbox under a key derived from Temporal's 
 commands/progress.py), and is recorded in shepherd.events_posted after it is queued: a restarted
 monitor re-derives the same keys, so it posts nothing twice and misses nothing that happened while
 it was down. Progress samples (shepherd.progress_samples) give the smoothed rates and ETA ranges.
+What follows a job's end (its progress kept, the optional verification) is `bot.job_end`'s.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from typing import Any
 
 from bot.config import ShepherdConfig
 from bot.errors import ShepherdError
+from bot.job_end import JobEnd
 from bot.job_view import JobViews, purge_clusters
 from bot.purge_jobs import PurgeJobService
 from bot.slack import status_blocks
 from bot.slack.messages import Message, section
 from bot.slack.outbox import Outbox
 from bot.temporal.models import BackfillProgress, PurgeProgress
+from bot.writeups import WriteupService
 from commands.progress import FINAL, Event, Policy, WindowSnap, window_events
 
 log = logging.getLogger(__name__)
@@ -46,13 +49,15 @@ class TickResult:
     jobs: int = 0
     events: int = 0
     updates: int = 0
+    verifications: int = 0  # started in the background by this tick
     seconds: float = 0.0
 
 
 class Monitor:
     def __init__(self, pool: Any, jobs: PurgeJobService, outbox: Outbox, config: ShepherdConfig,
-                 now: Callable[[], datetime]) -> None:
+                 now: Callable[[], datetime], job_end: JobEnd | None = None) -> None:
         self.pool, self.jobs, self.outbox, self.config, self.now = pool, jobs, outbox, config, now
+        self.job_end = job_end or JobEnd(pool, outbox, WriteupService(pool, config), None, after_jobs=False)
         self._shown: dict[str, str] = {}  # job -> text last queued for its status message
         self._gate = asyncio.Semaphore(16)
         self.views = JobViews(pool, config.monitor.windows_listed)
@@ -69,6 +74,10 @@ class Monitor:
         for events, updated in results:
             out.events += events
             out.updates += int(updated)
+        try:
+            out.verifications = await self.job_end.start_due()
+        except Exception:
+            log.exception("monitor: starting the verifications due failed (the next tick tries again)")
         out.seconds = round(time.monotonic() - began, 3)
         return out
 
@@ -98,7 +107,7 @@ class Monitor:
             summary = status_blocks.backfill_summary(job.id, p.state, snaps, reason)
         else:
             summary = None
-        return await self._publish(job, status, events, summary, p.state)
+        return await self._publish(job, status, events, summary, p.state, p)
 
     @staticmethod
     def _failed_reason(snaps: list[WindowSnap], state: str) -> str:
@@ -119,12 +128,12 @@ class Monitor:
         if p.state in FINAL:
             events.append(Event("end:1", "", "finished"))
             summary = status_blocks.purge_summary(job.id, p.state, clusters, p.stop_reason)
-        return await self._publish(job, status, events, summary, p.state)
+        return await self._publish(job, status, events, summary, p.state, p)
 
     # ---- writing -------------------------------------------------------------------------
 
     async def _publish(self, job: Watched, status: Message, events: list[Event], summary: Message | None,
-                       state: str) -> tuple[int, bool]:
+                       state: str, progress: BackfillProgress | PurgeProgress) -> tuple[int, bool]:
         updated = False
         payload = status.as_kwargs()
         if self._shown.get(job.id) != payload["text"] + str(payload["blocks"]):
@@ -137,6 +146,8 @@ class Monitor:
         for event in events:
             if event.key not in fresh:
                 continue
+            if event.kind == "finished":  # before `end:` is recorded, so a crash in between repeats it
+                await asyncio.to_thread(self.job_end.ended, job.id, state, event.key.partition(":")[2], progress)
             msg = summary if event.kind == "finished" and summary is not None else Message(
                 event.text, [section(event.text)])
             await asyncio.to_thread(self.outbox.enqueue, f"event:{job.id}:{event.key}", "chat.postMessage",
@@ -194,4 +205,5 @@ async def run_monitor(monitor: Monitor, poster: Any, stop: asyncio.Event, interv
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
+        monitor.job_end.stop()
         await draining

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest_asyncio
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.job_end import JobEnd
 from bot.job_records import JobRecords
 from bot.jobs import new_job_id
 from bot.monitor import Monitor
@@ -42,9 +44,10 @@ class Rig:
     outbox: Outbox
     config: Any
     pool: Any
+    lookup: Any
 
-    def monitor(self) -> Monitor:
-        return Monitor(self.pool, self.jobs, self.outbox, self.config, lambda: datetime.now(UTC))
+    def monitor(self, job_end: JobEnd | None = None) -> Monitor:
+        return Monitor(self.pool, self.jobs, self.outbox, self.config, lambda: datetime.now(UTC), job_end)
 
     def poster(self) -> SlackPoster:
         client = AsyncWebClient(token=TOKEN, base_url=self.emu.api_url, retry_handlers=[])
@@ -84,8 +87,9 @@ async def drive(monitor: Monitor, poster: SlackPoster, until: Any, every: float 
     raise TimeoutError("the monitor did not see the job through")
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def rig(temporal_env: Any, make_demo: Any) -> AsyncIterator[Rig]:
+@asynccontextmanager
+async def monitor_rig(temporal_env: Any, make_demo: Any) -> AsyncIterator[Rig]:
+    """A demo dataset, a worker running PacedWindow windows on its own queue, and the Slack stand-in."""
     demo = make_demo(scale=0.002)
     queue = f"monitor-{uuid.uuid4()}"
     backfill = demo.config.backfill.model_copy(update={
@@ -100,10 +104,16 @@ async def rig(temporal_env: Any, make_demo: Any) -> AsyncIterator[Rig]:
         worker = build_worker(temporal_env.client, queue, demo.deps, extra_workflows=[paced_window.PacedWindow],
                               extra_activities=[paced_window.paced_reindex], heartbeat_throttle=timedelta(seconds=0.2))
         async with worker:
-            yield Rig(emu, jobs, JobRecords(demo.pool), Outbox(demo.pool), config, demo.pool)
+            yield Rig(emu, jobs, JobRecords(demo.pool), Outbox(demo.pool), config, demo.pool, demo.lookup)
         assert emu.contract_violations == []
     paced_window.RATES.clear()
     paced_window.STALL.clear()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def rig(temporal_env: Any, make_demo: Any) -> AsyncIterator[Rig]:
+    async with monitor_rig(temporal_env, make_demo) as made:
+        yield made
 
 
 def status_eta(text: str) -> tuple[float, float] | None:
