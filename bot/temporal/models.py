@@ -139,6 +139,9 @@ class ChunkInput:
     strategy: str
     max_unfinished_mutations: int
     drift_tolerance: float
+    # The chunk started just before this one, still running (on the other table): its guard is
+    # rechecked with this chunk's, so no chunk runs after one whose data changed.
+    previous: ChunkSpec | None = None
 
 
 @dataclass

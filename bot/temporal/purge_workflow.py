@@ -1,6 +1,9 @@
-"""Purge(plan): one chain per cluster, clusters in parallel, chunks in plan order.
+"""Purge(plan): one chain per cluster, clusters in parallel, chunks started in plan order.
 
-Within a chain one chunk runs at a time (so one in-flight mutation per table per cluster); pause
+Within a chain a chunk starts once the chunk before it has started, no chunk on its table is
+running (one in-flight mutation per table per cluster) and, for scorecards, no scores chunk of the
+same customer is running (scores before their scorecards). So the scores of day d+1 run while the
+scorecards of day d do; the later chunk rechecks the earlier one's guard before it deletes. Pause
 holds chains between chunks; a drift stop (the data changed since approval) stops every chain
 before its next chunk; cancellation cancels the running chunks, whose activities kill their own
 mutations, and the job ends cancelled. Locks are released however it ends.
@@ -25,6 +28,12 @@ with workflow.unsafe.imports_passed_through():
         PurgeProgress,
         ReleaseLocksInput,
     )
+
+
+def _blocks(running: ChunkSpec, spec: ChunkSpec) -> bool:
+    """Whether a running chunk holds `spec` back: same table, or its scores before these scorecards."""
+    return running.table == spec.table or (
+        spec.table == "scorecards" and running.table == "scores" and running.customer == spec.customer)
 
 
 def _cause(err: BaseException) -> BaseException:
@@ -89,41 +98,65 @@ class Purge:
         return self.progress()
 
     async def _chain(self, inp: PurgeInput, cluster: str, specs: list[ChunkSpec]) -> None:
-        for spec, state in zip(specs, self.chunks[cluster], strict=True):
-            await workflow.wait_condition(lambda: not self.paused or self.stop_reason is not None)
-            if self.cancelling:
-                return
-            if self.stop_reason is not None:
-                state.state = "skipped"
-                continue
-            state.state, state.started = "running", workflow.now().isoformat()
-            try:
-                result = await workflow.execute_activity(
-                    "purge_chunk",
-                    ChunkInput(job_id=inp.job_id, cluster=cluster, chunk=spec, types=inp.types,
-                               strategy=inp.strategy, max_unfinished_mutations=inp.max_unfinished_mutations,
-                               drift_tolerance=inp.drift_tolerance),
-                    result_type=ChunkResult,
-                    start_to_close_timeout=timedelta(hours=6),
-                    heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
-                    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=inp.max_attempts,
-                                             non_retryable_error_types=["DataDrift"]),
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                )
-            except ActivityError as err:
-                cause = _cause(err)
-                if isinstance(cause, CancelledError):
-                    state.state, state.finished = "cancelled", workflow.now().isoformat()
-                    return
-                message = getattr(cause, "message", None) or str(cause)
-                state.state, state.last_failure = "failed", message[:500]
-                state.finished = workflow.now().isoformat()
-                if self.stop_reason is None:
-                    self.stop_reason = message if getattr(cause, "type", "") == "DataDrift" else (
-                        f"chunk {spec.index} of cluster {cluster} failed: {message}")
-                continue
-            state.state, state.rows_deleted = "done", result.rows_deleted
+        running: dict[int, asyncio.Task[None]] = {}
+
+        def may_start(spec: ChunkSpec) -> bool:
+            if self.cancelling or self.stop_reason is not None:
+                return True
+            return not self.paused and not any(_blocks(specs[i], spec) for i in running)
+
+        try:
+            for k, spec in enumerate(specs):
+                await workflow.wait_condition(lambda spec=spec: may_start(spec))  # type: ignore[misc]
+                if self.cancelling or self.stop_reason is not None:
+                    break
+                previous = specs[k - 1] if k - 1 in running else None
+                running[k] = asyncio.create_task(self._chunk(inp, cluster, spec, self.chunks[cluster][k], previous))
+                running[k].add_done_callback(lambda _, k=k: running.pop(k, None))  # type: ignore[misc]
+            await asyncio.gather(*running.values())
+        except asyncio.CancelledError:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+            raise
+        if self.stop_reason is not None and not self.cancelling:
+            for state in self.chunks[cluster]:
+                if state.state == "pending":
+                    state.state = "skipped"
+
+    async def _chunk(self, inp: PurgeInput, cluster: str, spec: ChunkSpec, state: ChunkState,
+                     previous: ChunkSpec | None) -> None:
+        state.state, state.started = "running", workflow.now().isoformat()
+        try:
+            result = await workflow.execute_activity(
+                "purge_chunk",
+                ChunkInput(job_id=inp.job_id, cluster=cluster, chunk=spec, types=inp.types,
+                           strategy=inp.strategy, max_unfinished_mutations=inp.max_unfinished_mutations,
+                           drift_tolerance=inp.drift_tolerance, previous=previous),
+                result_type=ChunkResult,
+                start_to_close_timeout=timedelta(hours=6),
+                heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=inp.max_attempts,
+                                         non_retryable_error_types=["DataDrift"]),
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError as err:
+            cause = _cause(err)
             state.finished = workflow.now().isoformat()
+            if isinstance(cause, CancelledError):
+                state.state = "cancelled"
+                return
+            message = getattr(cause, "message", None) or str(cause)
+            drift = getattr(cause, "type", "") == "DataDrift"
+            details = list(getattr(cause, "details", None) or [])
+            # The guard found the earlier chunk's data changed: this chunk did nothing and will not run.
+            about_previous = drift and previous is not None and details[:1] == [{"chunk": previous.index}]
+            state.state, state.last_failure = "skipped" if about_previous else "failed", message[:500]
+            if self.stop_reason is None:
+                self.stop_reason = message if drift else f"chunk {spec.index} of cluster {cluster} failed: {message}"
+            return
+        state.state, state.rows_deleted = "done", result.rows_deleted
+        state.finished = workflow.now().isoformat()
 
     def _mark_rest(self, how: str) -> None:
         for states in self.chunks.values():

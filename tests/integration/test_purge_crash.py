@@ -57,13 +57,13 @@ def per_day(rows: list[list[Any]]) -> dict[str, tuple[int, int]]:
     return {d: (int(appeal), int(other)) for d, appeal, other in rows}
 
 
-async def pending_mutation(jobs: PurgeJobService, job: str) -> tuple[int, str] | None:
-    """(chunk, mutation_id) from the running chunk activity's heartbeat, once it has issued its delete."""
+async def pending_mutation(jobs: PurgeJobService, job: str, chunk: int) -> tuple[int, str] | None:
+    """(chunk, mutation_id) from that chunk's running activity's heartbeat, once it has issued its delete."""
     desc = await jobs.client.get_workflow_handle(f"purge-job:{job}").describe()
     for pending in desc.raw_description.pending_activities:
         if pending.heartbeat_details.payloads:
             (beat,) = await jobs.client.data_converter.decode(pending.heartbeat_details.payloads)
-            if isinstance(beat, dict) and beat.get("mutation_id"):
+            if isinstance(beat, dict) and beat.get("mutation_id") and beat.get("chunk") == chunk:
                 return int(beat["chunk"]), str(beat["mutation_id"])
     return None
 
@@ -85,7 +85,8 @@ async def test_sigkill_mid_chunk_follows_its_mutation_and_finishes_every_chunk_o
     queue = env["SHEPHERD_TEMPORAL_TASK_QUEUE"]
     jobs = PurgeJobService(temporal_env.client, pool, config, queue, heartbeat_timeout_s=3)
     log = tmp_path / "worker.log"
-    # The first worker runs no mutation on scorecards: chunk 0 (scores) completes, chunk 1 hangs in flight.
+    # The first worker runs no mutation on scorecards: chunk 0 (scores) completes, chunk 1 hangs in flight
+    # (chunk 2, the next day's scores, runs beside it; chunk 3 waits for chunk 1).
     first = subprocess.Popen([sys.executable, "-m", "tests.integration.purge_stalled_worker", f"{DB}.scorecards"],
                              cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
     try:
@@ -93,7 +94,7 @@ async def test_sigkill_mid_chunk_follows_its_mutation_and_finishes_every_chunk_o
         await jobs.start_purge(plan, job, "U_ALICE")
         for _ in range(600):
             await asyncio.sleep(0.1)
-            in_flight = await pending_mutation(jobs, job)
+            in_flight = await pending_mutation(jobs, job, 1)
             if in_flight is not None and in_flight[0] == 1:
                 break
         else:
