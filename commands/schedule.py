@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date
 
 from pydantic import BaseModel
 
@@ -26,7 +24,7 @@ def lpt_schedule(durations: Sequence[float], slots: int) -> tuple[float, list[in
     """Longest processing time first, each job to the least-loaded slot (ties: lowest slot)."""
     if slots < 1:
         raise ValueError("slots must be at least 1")
-    order = sorted(range(len(durations)), key=lambda i: (-durations[i], i))
+    order = sorted(range(len(durations)), key=durations.__getitem__, reverse=True)  # stable: ties by index
     heap = [(0.0, s) for s in range(slots)]
     assignment = [0] * len(durations)
     for i in order:
@@ -66,13 +64,16 @@ def plan_backfill(
         raise ValueError(f"parallel must be at least 1, not {parallel}")
     if not customers:
         raise ValueError("a backfill plan needs at least one customer")
-    asked = {c.name for c in customers}
-    per_customer: dict[str, dict[date, int]] = defaultdict(dict)
-    for v in volumes:
-        if v.customer in asked and rng.start <= v.day <= rng.end:
-            per_customer[v.customer][v.day] = per_customer[v.customer].get(v.day, 0) + v.conversations
+    days = rng.each_day()
+    index = {d: i for i, d in enumerate(days)}
+    per_customer: dict[str, list[int]] = {c.name: [0] * len(days) for c in customers}
+    for customer, day, conversations in volumes:  # ~35K rows for 95 customers over a year: keep this loop lean
+        row = per_customer.get(customer)
+        i = index.get(day)
+        if row is not None and i is not None:
+            row[i] += conversations
     plans = tuple(
-        plan_customer(c, rng, per_customer[c.name], policy, throughput, window_override) for c in customers
+        plan_customer(c, days, per_customer[c.name], policy, throughput, window_override) for c in customers
     )
     windows = [w for p in plans for w in p.windows]
     lo = [w.est_hours[0] for w in windows]
