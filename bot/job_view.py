@@ -45,9 +45,10 @@ def purge_clusters(p: PurgeProgress) -> Clusters:
 
 
 class JobViews:
-    def __init__(self, pool: Any, windows_listed: int) -> None:
+    def __init__(self, pool: Any, windows_listed: int, stall_s: float | None = None) -> None:
         self.pool = pool
         self.windows_listed = windows_listed
+        self.stall_s = stall_s  # a window without a heartbeat for this long counts as not moving
 
     def backfill(self, job_id: str, plan: dict[str, Any], p: BackfillProgress, *, record: bool,
                  now: datetime | None = None) -> BackfillView:
@@ -56,6 +57,10 @@ class JobViews:
         running = [s for s in snaps if s.state == "running"]
         samples = self._samples(job_id, running if record else [], now)
         rates = {s.key: window_rate(samples.get(s.key, []), s.total) for s in snaps if s.state == "running"}
+        if now is not None and self.stall_s is not None:
+            for s in running:  # its last rate would promise an ETA it is not keeping
+                if s.heartbeat_at is not None and (now - s.heartbeat_at).total_seconds() >= self.stall_s:
+                    rates[s.key] = WindowRate(0.0, None)
         planned = {f"{w['customer']}:{w['start']}:{w['end']}": int(w.get("conversations", 0))
                    for c in plan.get("customers", []) for w in c.get("windows", [])}
         total = sum(s.total or planned.get(s.key, 0) for s in snaps)

@@ -60,7 +60,7 @@ class Monitor:
         self.job_end = job_end or JobEnd(pool, outbox, WriteupService(pool, config), None, after_jobs=False)
         self._shown: dict[str, str] = {}  # job -> text last queued for its status message
         self._gate = asyncio.Semaphore(16)
-        self.views = JobViews(pool, config.monitor.windows_listed)
+        self.views = JobViews(pool, config.monitor.windows_listed, config.monitor.stall_minutes * 60)
         self.policy = Policy(
             stall_s=config.monitor.stall_minutes * 60, contention_ratio=config.monitor.contention_ratio,
             expected_rate=config.throughput.low / 3600,

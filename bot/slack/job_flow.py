@@ -38,7 +38,8 @@ class JobFlow:
                         f"(requested by <@{row.requester}>).")
         if row.kind == "verify":
             return job_blocks.verification(row.id, row.state, row.requester, row.plan or {}, row.params)
-        views = JobViews(self.deps.records.pool, self.deps.config.monitor.windows_listed)
+        views = JobViews(self.deps.records.pool, self.deps.config.monitor.windows_listed,
+                         self.deps.config.monitor.stall_minutes * 60)
         if row.kind == "purge":
             return views.purge_status(row.id, row.requester, await self.deps.jobs.purge_progress(row.id),
                                       self.deps.now())
