@@ -1,10 +1,10 @@
 """Purge benchmark: the chunked purge of oportun (Temporal, one-day chunks) vs one single DELETE
 of the same rows on an identical copy of its cluster's tables, in the same run.
 
-Also runs the same chunk activity in a plain loop (no Temporal) on a third copy, to split the cost
-of the engine from the cost of chunking itself. Prints both main times, the ratio and the largest
-chunk's rows (every chunk under the cap). Last line: one JSON object.
-Target: ratio <= 2.0 with every chunk under the cap.
+Also runs the same chunk activity one chunk after another in a plain loop (no Temporal, and so no
+overlap of a day's scorecards with the next day's scores) on a third copy: what chunking costs
+without the engine. Prints both main times, the ratio and the largest chunk's rows (every chunk
+under the cap). Last line: one JSON object. Target: ratio <= 2.0 with every chunk under the cap.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def main() -> None:
         pool.close()
     largest = max(c.rows for c in chunks)
     print(f"chunked purge ({len(chunks)} chunks, Temporal): {chunked_s:.2f} s; single DELETE: {single_s:.2f} s;"
-          f" ratio {chunked_s / single_s:.1f} (target <= 2.0); same chunks without Temporal: {direct_s:.2f} s")
+          f" ratio {chunked_s / single_s:.1f} (target <= 2.0); same chunks in a plain loop: {direct_s:.2f} s")
     print(f"largest chunk {largest:,} rows, cap {plan.max_rows_per_mutation:,}: every chunk under the cap:"
           f" {all(not c.over_cap for c in chunks)}")
     print(json.dumps({
@@ -132,7 +132,7 @@ def main() -> None:
         "largest_chunk_rows": largest, "all_under_cap": all(not c.over_cap for c in chunks),
         "appeal_rows_left": {k: int(v) for k, v in left.items()}, "chunked_s": round(chunked_s, 2),
         "single_delete_s": round(single_s, 2), "ratio": round(chunked_s / single_s, 2),
-        "chunks_without_temporal_s": round(direct_s, 2), "engine_overhead": round(chunked_s / direct_s, 2),
+        "chunks_without_temporal_s": round(direct_s, 2), "chunked_vs_plain_loop": round(chunked_s / direct_s, 2),
         "today": date.today().isoformat(),
     }))
 
