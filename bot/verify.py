@@ -137,28 +137,41 @@ class VerifyService:
 
     def postgres_counts(self, names: Sequence[str], rng: DateRange) -> list[DayCount]:
         """Non-appeal scorecards and their scores per customer and day: one grouped query, run as PG_PIECES
-        pieces by scorecard-id range at the same time (each piece is the same query on its id range)."""
+        pieces by scorecard-id range at the same time, all in one exported snapshot (as pg_dump's jobs):
+        together they see exactly what the single query would have seen."""
         if not names:
             return []
-        with self.source.connection() as conn:
+        params = self._params(names, rng)
+        merged: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
+        with self.source.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])
             row = conn.execute(sql.SQL("SELECT min(id), max(id) FROM {}").format(
                 sql.Identifier(self.config.source.scorecards))).fetchone()
-        if row is None or row[0] is None:
-            return []
-        first, last = int(row[0]), int(row[1]) + 1
-        cuts = sorted({first + (last - first) * i // PG_PIECES for i in range(PG_PIECES)} | {last})
-        params = self._params(names, rng)
-        pieces = [{**params, "first": a, "stop": b} for a, b in zip(cuts, cuts[1:], strict=False)]
-        merged: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
-        with ThreadPoolExecutor(max_workers=len(pieces)) as ex:
-            for rows in ex.map(self._postgres_piece, pieces):
-                for customer, day, cards, scores in rows:
-                    entry = merged[(str(customer), day.astimezone(UTC).date())]
-                    entry[0] += int(cards)
-                    entry[1] += int(scores)
+            if row is None or row[0] is None:
+                return []
+            first, stop = int(row[0]), int(row[1]) + 1
+            cuts = sorted({first + (stop - first) * i // PG_PIECES for i in range(PG_PIECES)} | {stop})
+            pieces = [{**params, "first": a, "stop": b} for a, b in zip(cuts, cuts[1:], strict=False)]
+            with ThreadPoolExecutor(max_workers=max(1, len(pieces) - 1)) as ex:
+                others = [ex.submit(self._piece_in_snapshot, snapshot, p) for p in pieces[1:]]
+                results = [self._piece(conn, pieces[0]), *(f.result() for f in others)]
+        for rows in results:
+            for customer, day, cards, scores in rows:
+                entry = merged[(str(customer), day.astimezone(UTC).date())]
+                entry[0] += int(cards)
+                entry[1] += int(scores)
         return [DayCount(c, d, v[0], v[1]) for (c, d), v in merged.items()]
 
-    def _postgres_piece(self, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _piece_in_snapshot(self, snapshot: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        with self.source.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            return self._piece(conn, params)
+
+    def _piece(self, conn: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """One id range: scores counted per scorecard (streaming, over the scores(scorecard_id) index),
+        merge-joined in id order to the range's non-appeal scorecards, then grouped by customer and day."""
         src = self.config.source
         ids = {"cust": sql.Identifier(src.customer_id), "created": sql.Identifier(src.created_at),
                "type": sql.Identifier(src.scorecard_type), "cards": sql.Identifier(src.scorecards),
@@ -172,10 +185,9 @@ class VerifyService:
             " WHERE s.id >= %(first)s AND s.id < %(stop)s AND {where} AND NOT (s.{type} = ANY(%(appeal)s))"
             " GROUP BY 1, 2"
         ).format(where=self._where(), **ids)
-        with self.source.connection() as conn, conn.transaction():
-            for setting, value in PLANNER.items():
-                conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(setting), sql.Literal(value)))
-            return conn.execute(query, params).fetchall()
+        for setting, value in PLANNER.items():
+            conn.execute(sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(setting), sql.Literal(value)))
+        return list(conn.execute(query, params).fetchall())
 
     def weights(self, refs: Sequence[CustomerRef], rng: DateRange) -> dict[str, int]:
         """Non-appeal scorecards per customer over the range (what a sample is weighted by)."""
