@@ -1,9 +1,10 @@
 """Verification: Postgres's non-appeal scorecards and scores per customer and day against each
 cluster's ClickHouse, and proof that no appeal rows are left there.
 
-One grouped query for Postgres (all customers) and one per cluster for ClickHouse (both tables in
-one round trip), run at the same time; `commands.verify_report` compares them. A `sample:N` first
-reads each customer's scorecard count (one more grouped query) to weight the draw.
+One grouped query for Postgres (all customers; run as a few scorecard-id range pieces at once, in
+one snapshot) and one per cluster for ClickHouse (both tables in one round trip), run at the same
+time; `commands.verify_report` compares them. A `sample:N` first reads each customer's scorecard
+count (one more grouped query) to weight the draw.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from commands.verify_report import DayCount, VerifyReport, compare, report_json,
 # scorecard-id range piece (PG_PIECES of them, one connection each, at the same time), a streaming
 # GroupAggregate over the scores(scorecard_id) index counts the scores of each scorecard, and a merge
 # join in id order with the scorecards gives them their customer and day: no hash of millions of rows.
-# The planner under-estimates the distinct scorecard ids tenfold and would hash them (15 s); these
+# The planner under-estimates the distinct scorecard ids tenfold and would hash them (15-20 s); these
 # settings, for the verification's transactions only, keep it on the streaming plan. The pieces are
-# the parallelism, so no parallel workers.
+# the parallelism, so no parallel workers. The pieces cover the table's whole id range: a narrow
+# verification (one customer, one day) still counts every score, as the former hash join's scan did.
 PG_PIECES = 2
 PLANNER = {"work_mem": "256MB", "enable_hashjoin": "off", "random_page_cost": "1.1",
            "max_parallel_workers_per_gather": "0"}
