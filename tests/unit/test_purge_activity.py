@@ -34,6 +34,7 @@ class FakeClickHouse:
         self.fail = fail
         self.unfinished = unfinished or []
         self.on_poll = on_poll
+        self.previous_live = 0
         self.polls = 0
         self.mutations: list[dict[str, Any]] = []
         self.commands: list[tuple[str, dict[str, Any]]] = []
@@ -44,25 +45,31 @@ class FakeClickHouse:
         self.queries.append((sql, p))
         if sql == "SELECT 1":
             return [(1,)]
+        if sql.startswith("SELECT (SELECT count()"):  # the guard: live rows, the previous chunk's, the queue
+            return [(self.live_rows, self.previous_live if "p_c" in p else 0, self._unfinished())]
         if "system.mutations" in sql and "NOT is_done" in sql:
-            return [(self.unfinished.pop(0) if self.unfinished else 0,)]
-        if "position(command" in sql:
-            mine = [m for m in self.mutations if p["needle"] in m["command"]]
-            return [(m["id"], m["done"], m["fail"]) for m in mine[-1:]]
-        if "system.mutations" in sql:
+            return [(self._unfinished(),)]
+        if "parts_to_do" in sql:  # polling our mutation, by id or (before its id is known) by tag
             self.polls += 1
             if self.on_poll:
                 self.on_poll(self.polls)
-            found = [m for m in self.mutations if m["id"] == p["m"]]
+            found = [m for m in self.mutations
+                     if (m["id"] == p["m"] if p["m"] else p["needle"] in m["command"])][-1:]
             if not found:
                 return []
             m = found[0]
             if self.polls >= self.done_after_polls and not self.fail:
                 m["done"], self.live_rows = True, 0
-            return [(m["done"], self.fail, 0 if m["done"] else 3)]
+            return [(m["id"], m["done"], self.fail, 0 if m["done"] else 3)]
+        if "position(command" in sql:
+            mine = [m for m in self.mutations if p["needle"] in m["command"]]
+            return [(m["id"], m["done"], m["fail"]) for m in mine[-1:]]
         if sql.startswith("SELECT count() FROM"):
             return [(self.live_rows,)]
         raise AssertionError(f"unexpected query {sql}")
+
+    def _unfinished(self) -> int:
+        return self.unfinished.pop(0) if self.unfinished else 0
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         p = dict(params or {})
@@ -121,8 +128,11 @@ def test_a_chunk_issues_one_tagged_async_mutation_and_waits_for_it() -> None:
     assert delete.startswith("ALTER TABLE `cluster_us_east_2`.`scores` DELETE WHERE")
     assert "mutations_sync = 0" in delete and "{tag:String} != ''" in delete
     assert "scorecard_id IN (SELECT scorecard_id FROM `cluster_us_east_2`.`scorecards`" in delete
-    assert seen[0]["chunk"] == 3 and seen[0]["mutation_id"] == "mutation_2.txt" and seen[0]["live"] == 100
+    # The first beat (right after the delete) carries the chunk's tag, which finds the mutation again;
+    # the beats while it runs carry its id too.
+    assert seen[0]["chunk"] == 3 and seen[0]["live"] == 100 and seen[0]["tag"] == chunk_tag(chunk_input())
     assert {"rows_deleted", "region"} <= set(seen[0])
+    assert any(b.get("mutation_id") == "mutation_2.txt" for b in seen[1:])
 
 
 def test_values_are_bound_never_in_the_sql_text() -> None:
@@ -187,7 +197,7 @@ def test_waits_while_the_table_has_too_many_unfinished_mutations(monkeypatch: py
     seen = beats(env)
     run(ch, chunk_input(), env)
     waits = [b["waiting_for_queue"] for b in seen if "waiting_for_queue" in b]
-    assert waits == [3, 3] and len(ch.deletes()) == 1
+    assert waits == [3] and len(ch.deletes()) == 1  # the guard read the first 3, the wait the second
 
 
 def test_cancel_requested_kills_our_own_mutation() -> None:
