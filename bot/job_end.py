@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from psycopg.errors import UniqueViolation
 
 from bot.errors import ShepherdError
+from bot.event_log import EventLog
 from bot.slack.messages import Message, context, fields, header, section
 from bot.slack.outbox import Outbox
 from bot.verify import VerifyService
@@ -65,6 +66,7 @@ class JobEnd:
         self.pool, self.outbox, self.writeups, self.verify = pool, outbox, writeups, verify
         self.after_jobs = after_jobs and verify is not None
         self.max_tries = max_tries
+        self.events = EventLog(pool)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._gate = asyncio.Semaphore(1)  # verifications are heavy on both databases: one at a time
         self._stopped = False
@@ -75,7 +77,7 @@ class JobEnd:
         """Blocking. The monitor sees the job final and has not yet recorded its `end:{run}` event."""
         self.writeups.store_result(job_id, progress)
         if self.after_jobs and state == "done":
-            self._mark(job_id, f"verify-due:{run}")
+            self.events.mark(job_id, f"verify-due:{run}")
 
     async def start_due(self) -> int:
         """Start each due verification not already running here, in the background; how many started."""
@@ -127,17 +129,17 @@ class JobEnd:
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
 
     def _verify(self, due: Due) -> None:
-        if self._seen(due.job, f"verify:{due.run}"):
+        if self.events.seen(due.job, f"verify:{due.run}"):
             return
         vid = verify_id(due.job, due.run)
         doc = self._stored(vid)
         if doc is None:
-            tries = self._count(due.job, f"verify-try:{due.run}:")
+            tries = self.events.count(due.job, f"verify-try:{due.run}:")
             if tries >= self.max_tries:
                 why = f"{tries} earlier attempt(s) never finished (the process stopped)"
                 self._post(due, failed_message(due.job, why))
                 return
-            self._mark(due.job, f"verify-try:{due.run}:{tries + 1}")
+            self.events.mark(due.job, f"verify-try:{due.run}:{tries + 1}")
             assert self.verify is not None
             try:
                 report = self.verify.verify_job(due.kind, due.plan)
@@ -164,7 +166,7 @@ class JobEnd:
                             channel=due.channel, thread_ts=due.ts)
         if summary is not None:
             self.outbox.enqueue(f"event:{due.job}:verify-summary:{due.run}", "chat.update", summary, channel=None)
-        self._mark(due.job, f"verify:{due.run}")
+        self.events.mark(due.job, f"verify:{due.run}")
 
     def _summary_with(self, due: Due, vid: str, doc: dict[str, Any]) -> dict[str, Any] | None:
         """The job's summary with a Verification line above its buttons (an edit, queued after the summary)."""
@@ -203,22 +205,6 @@ class JobEnd:
         with self.pool.connection() as conn:
             row = conn.execute("SELECT plan FROM shepherd.jobs WHERE id = %s AND kind = 'verify'", (vid,)).fetchone()
         return _json(row[0]) if row else None
-
-    def _mark(self, job_id: str, key: str) -> None:
-        with self.pool.connection() as conn:
-            conn.execute("INSERT INTO shepherd.events_posted (job_id, event_key) VALUES (%s, %s)"
-                         " ON CONFLICT DO NOTHING", (job_id, key))
-
-    def _seen(self, job_id: str, key: str) -> bool:
-        with self.pool.connection() as conn:
-            return conn.execute("SELECT 1 FROM shepherd.events_posted WHERE job_id = %s AND event_key = %s",
-                                (job_id, key)).fetchone() is not None
-
-    def _count(self, job_id: str, prefix: str) -> int:
-        with self.pool.connection() as conn:
-            row = conn.execute("SELECT count(*) FROM shepherd.events_posted WHERE job_id = %s AND"
-                               " starts_with(event_key, %s)", (job_id, prefix)).fetchone()
-        return int(row[0]) if row else 0
 
 
 # ---- messages -----------------------------------------------------------------------------------

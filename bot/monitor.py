@@ -19,6 +19,7 @@ from typing import Any
 
 from bot.config import ShepherdConfig
 from bot.errors import ShepherdError
+from bot.event_log import EventLog
 from bot.job_end import JobEnd
 from bot.job_view import JobViews, purge_clusters
 from bot.purge_jobs import PurgeJobService
@@ -60,6 +61,7 @@ class Monitor:
         self.job_end = job_end or JobEnd(pool, outbox, WriteupService(pool, config), None, after_jobs=False)
         self._shown: dict[str, str] = {}  # job -> text last queued for its status message
         self._gate = asyncio.Semaphore(16)
+        self.events = EventLog(pool)
         self.views = JobViews(pool, config.monitor.windows_listed, config.monitor.stall_minutes * 60)
         self.policy = Policy(
             stall_s=config.monitor.stall_minutes * 60, contention_ratio=config.monitor.contention_ratio,
@@ -142,7 +144,7 @@ class Monitor:
             await asyncio.to_thread(self.outbox.enqueue, key, "chat.update", {"ts": job.ts, **payload},
                                     channel=job.channel)
             updated = True
-        fresh = await asyncio.to_thread(self._new_events, job.id, [e.key for e in events])
+        fresh = await asyncio.to_thread(self.events.unseen, job.id, [e.key for e in events])
         for event in events:
             if event.key not in fresh:
                 continue
@@ -152,7 +154,7 @@ class Monitor:
                 event.text, [section(event.text)])
             await asyncio.to_thread(self.outbox.enqueue, f"event:{job.id}:{event.key}", "chat.postMessage",
                                     msg.as_kwargs(), channel=job.channel, thread_ts=job.ts)
-            await asyncio.to_thread(self._posted, job.id, event.key)
+            await asyncio.to_thread(self.events.mark, job.id, event.key)
         if state in FINAL and job.db_state not in FINAL:
             await asyncio.to_thread(self._finish, job.id, state)
         return len(fresh), updated
@@ -168,19 +170,6 @@ class Monitor:
                 " AND (j.state = ANY(%s) OR NOT EXISTS (SELECT 1 FROM shepherd.events_posted e"
                 "      WHERE e.job_id = j.id AND e.event_key LIKE 'end:%%'))", (list(ACTIVE),)).fetchall()
         return [Watched(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or {}) for r in rows]
-
-    def _new_events(self, job_id: str, keys: list[str]) -> set[str]:
-        if not keys:
-            return set()
-        with self.pool.connection() as conn:
-            seen = {r[0] for r in conn.execute("SELECT event_key FROM shepherd.events_posted WHERE job_id = %s"
-                                               " AND event_key = ANY(%s)", (job_id, keys)).fetchall()}
-        return set(keys) - seen
-
-    def _posted(self, job_id: str, key: str) -> None:
-        with self.pool.connection() as conn:
-            conn.execute("INSERT INTO shepherd.events_posted (job_id, event_key) VALUES (%s, %s)"
-                         " ON CONFLICT DO NOTHING", (job_id, key))
 
     def _finish(self, job_id: str, state: str) -> None:
         with self.pool.connection() as conn:
