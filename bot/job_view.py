@@ -101,9 +101,10 @@ class JobViews:
             for s in running:
                 at = s.heartbeat_at or now
                 last = out[s.key][-1] if out.get(s.key) else None
-                unchanged = last is not None and (last[0] >= at if at else True)
-                if at is None or unchanged or (s.heartbeat_at is None and last is not None and last[1] == s.done):
+                if at is None:
                     continue
+                if last is not None and (last[0] >= at or (s.heartbeat_at is None and last[1] == s.done)):
+                    continue  # this heartbeat is stored already (or, without one, nothing moved)
                 fresh.append((job_id, s.key, at, s.done, s.total, s.state))
                 out[s.key].append((at, s.done))
             if fresh:
