@@ -72,21 +72,19 @@ def plan_backfill(
         i = index.get(day)
         if row is not None and i is not None:
             row[i] += conversations
-    plans = tuple(
-        plan_customer(c, days, per_customer[c.name], policy, throughput, window_override) for c in customers
-    )
-    windows = [w for p in plans for w in p.windows]
-    lo = [w.est_hours[0] for w in windows]
-    hi = [w.est_hours[1] for w in windows]
-    plan = BackfillPlan(
-        range=rng,
-        customers=plans,
-        parallel=parallel,
-        sequential_hours=_round2((sum(lo), sum(hi))),
-        makespan_hours=_round2((lpt_schedule(lo, parallel)[0], lpt_schedule(hi, parallel)[0])),
-        lower_bound_hours=_round2((lower_bound(lo, parallel), lower_bound(hi, parallel))),
-        plan_hash="",
-    )
+    plans = [plan_customer(c, days, per_customer[c.name], policy, throughput, window_override) for c in customers]
+    lo = [w["est_hours"][0] for p in plans for w in p["windows"]]
+    hi = [w["est_hours"][1] for p in plans for w in p["windows"]]
+    # One validation of the whole plan (windows arrive as dicts): far cheaper than a model per window.
+    plan = BackfillPlan.model_validate({
+        "range": rng,
+        "customers": plans,
+        "parallel": parallel,
+        "sequential_hours": _round2((sum(lo), sum(hi))),
+        "makespan_hours": _round2((lpt_schedule(lo, parallel)[0], lpt_schedule(hi, parallel)[0])),
+        "lower_bound_hours": _round2((lower_bound(lo, parallel), lower_bound(hi, parallel))),
+        "plan_hash": "",
+    })
     return plan.model_copy(update={"plan_hash": plan_hash(plan)})
 
 
