@@ -149,6 +149,7 @@ def load_demo(pg_dsn: str, ch_for: Callable[[str], ClickHouse], spec: DemoSpec, 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         prefixed = lambda db: ch_for(db_prefix + db)  # noqa: E731
         if _loaded_key(conn) == spec.key() and _clickhouse_complete(conn, prefixed):
+            index_source_tables(conn)  # data loaded by an older Shepherd gets today's indexes
             row = conn.execute("SELECT stats FROM public.demo_meta").fetchone()
             assert row is not None
             return DemoStats(**{**row[0], "seconds": time.monotonic() - began, "reloaded": False})

@@ -11,16 +11,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Any
-
-from psycopg import sql
 
 from bot.adapters.clusters import ClusterLookup, LookupResult
 from bot.adapters.sql import ch_table
 from bot.config import ShepherdConfig
 from bot.errors import UserInputError
 from bot.registry import CustomerRegistry
+from bot.source_volumes import SourceVolumes
 from commands.chunks import plan_purge
 from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDayCount, PurgePlan
 from commands.schedule import plan_backfill
@@ -61,6 +60,7 @@ class PlanningService:
         self.registry = registry
         self.source = source
         self.lookup = lookup
+        self.volumes = SourceVolumes(source, config.source, config.appeal_types)
 
     def default_range(self, today: date) -> DateRange:
         return self.config.default_range.resolve(today)
@@ -89,26 +89,7 @@ class PlanningService:
         )
 
     def backfill_volumes(self, customers: Sequence[CustomerRef], rng: DateRange) -> list[DayVolume]:
-        src = self.config.source
-        query = sql.SQL(
-            "SELECT {cust}, ({created} AT TIME ZONE 'UTC')::date AS day, count(*) FROM {table}"
-            " WHERE {cust} = ANY(%(customers)s) AND {created} >= %(lo)s AND {created} < %(hi)s"
-            " AND NOT ({type} = ANY(%(appeal)s)) GROUP BY 1, 2"
-        ).format(
-            cust=sql.Identifier(src.customer_id),
-            created=sql.Identifier(src.created_at),
-            type=sql.Identifier(src.scorecard_type),
-            table=sql.Identifier(src.scorecards),
-        )
-        params = {
-            "customers": [c.name for c in customers],
-            "lo": _midnight(rng.start),
-            "hi": _midnight(rng.end + timedelta(days=1)),
-            "appeal": list(self.config.appeal_types),
-        }
-        with self.source.connection() as conn:
-            rows = conn.execute(query, params).fetchall()
-        return [DayVolume(customer=r[0], day=r[1], conversations=r[2]) for r in rows]
+        return self.volumes.day_volumes([c.name for c in customers], rng)
 
     # ---- purge ---------------------------------------------------------------------
 
@@ -158,13 +139,15 @@ class PlanningService:
         )
         # One round trip per cluster: both tables' counts per customer and day. Scorecard ids are unique
         # (the source's primary key), so the scores' semi-join needs the id alone: 3x faster than a tuple.
+        # PREWHERE reads the other columns only for the scores it keeps; both tables are sorted by
+        # (customer_id, day), so the counts are aggregated in that order, without a hash table.
         query = (
             f"SELECT 'scorecards' AS t, customer_id, day, count() FROM {cards} WHERE {where}"
             " GROUP BY customer_id, day"
             f" UNION ALL SELECT 'scores' AS t, customer_id, day, count() FROM {scores}"
+            f" PREWHERE scorecard_id IN (SELECT scorecard_id FROM {cards} WHERE {where})"
             " WHERE customer_id IN {customers:Array(String)} AND day BETWEEN {lo:Date} AND {hi:Date}"
-            f" AND scorecard_id IN (SELECT scorecard_id FROM {cards} WHERE {where})"
-            " GROUP BY customer_id, day"
+            " GROUP BY customer_id, day SETTINGS optimize_aggregation_in_order = 1"
         )
         params = {"customers": names, "lo": rng.start, "hi": rng.end, "types": list(types)}
         merged: dict[tuple[str, date], dict[str, int]] = defaultdict(lambda: {"scorecards": 0, "scores": 0})
@@ -174,10 +157,6 @@ class PlanningService:
             PurgeDayCount(cluster=cluster, customer=c, day=d, scorecards=v["scorecards"], scores=v["scores"])
             for (c, d), v in sorted(merged.items())
         ]
-
-
-def _midnight(d: date) -> datetime:
-    return datetime.combine(d, time.min, tzinfo=UTC)
 
 
 def _as_date(value: Any) -> date:

@@ -7,9 +7,10 @@ date range is inclusive at both ends, as in the plans Shepherd shows and the JSO
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.dataclasses import dataclass
 
 
 class Frozen(BaseModel):
@@ -108,12 +109,13 @@ class CustomerRef(Frozen):
 # ---- backfill plan ---------------------------------------------------------------------
 
 
-class Window(Frozen):
+@dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class Window:
     customer: str
     cluster: str
     start: date
     end: date  # inclusive
-    conversations: int = Field(ge=0)
+    conversations: Annotated[int, Field(ge=0)]
     est_hours: tuple[float, float]  # (optimistic, pessimistic)
 
 
@@ -146,13 +148,14 @@ class BackfillPlan(Frozen):
 PurgeTable = Literal["scores", "scorecards"]
 
 
-class Chunk(Frozen):
+@dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class Chunk:
     cluster: str
     customer: str
     table: PurgeTable
     start: date
     end: date  # inclusive
-    rows: int = Field(ge=0)
+    rows: Annotated[int, Field(ge=0)]
     over_cap: bool = False  # a single day whose rows exceed the cap
 
 

@@ -70,7 +70,7 @@ def plan_customer(
         if len(cuts) > -(-len(days) // window_days):
             rule += f", split to fit {policy.max_window_hours:g} h"
     name, cluster, high, low = customer.name, customer.cluster, throughput.high, throughput.low
-    windows = [
+    windows: list[dict[str, Any]] = [
         {"customer": name, "cluster": cluster, "start": days[a], "end": days[b - 1], "conversations": total,
          "est_hours": (round(total / high, 2), round(total / low, 2))}
         for a, b in cuts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, date
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from bot.errors import ConflictError, UserInputError
 from bot.jobs import JobService, new_job_id
 from bot.temporal.worker import build_worker
-from commands.models import DateRange, Window
+from commands.models import DateRange
 from commands.schedule import plan_backfill
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -64,12 +65,12 @@ async def test_bad_plans_are_refused_before_anything_starts(temporal_env: Any, d
         await jobs.start_backfill(empty, new_job_id("backfill"), "U_ALICE")
     first = plan.customers[0]
     w0, w1 = first.windows[0], first.windows[1]
-    overlapping = Window(**{**w1.model_dump(), "start": w0.end})
+    overlapping = replace(w1, start=w0.end)
     bad = plan.model_copy(update={"customers": (first.model_copy(update={"windows": (w0, overlapping)}),)})
     with pytest.raises(UserInputError, match="overlap"):
         await jobs.start_backfill(bad, new_job_id("backfill"), "U_ALICE")
     unknown = plan.model_copy(update={"customers": (first.model_copy(update={
-        "windows": tuple(w.model_copy(update={"cluster": "mars"}) for w in first.windows)}),)})
+        "windows": tuple(replace(w, cluster="mars") for w in first.windows)}),)})
     with pytest.raises(UserInputError, match="unknown cluster mars"):
         await jobs.start_backfill(unknown, new_job_id("backfill"), "U_ALICE")
     with demo.pool.connection() as conn:

@@ -6,6 +6,7 @@ import argparse
 import re
 import threading
 import time
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from bot.temporal.backfill_activities import last_heartbeat, resume_point
 from bot.temporal.backfill_workflows import BackfillJob, start_to_close, window_workflow_id
 from bot.temporal.models import BackfillJobInput
 from bot.worker_cli import add_worker_parser, apply_worker_args
-from commands.models import CustomerRef, DateRange, DayVolume, Window
+from commands.models import CustomerRef, DateRange, DayVolume
 from commands.schedule import plan_backfill
 
 CONFIG = parse_config(demo_config(DemoSpec(scale=0.01)))
@@ -49,14 +50,14 @@ def test_bad_plans_are_refused() -> None:
         check_backfill_plan(p.model_copy(update={"customers": ()}), CONFIG)
     first = p.customers[0]
     w0, w1 = first.windows[0], first.windows[1]
-    overlap = Window(**{**w1.model_dump(), "start": w0.end})
+    overlap = replace(w1, start=w0.end)
     with pytest.raises(UserInputError, match="overlap"):
         check_backfill_plan(p.model_copy(update={"customers": (first.model_copy(update={"windows": (w0, overlap)}),)}),
                             CONFIG)
-    mars = tuple(w.model_copy(update={"cluster": "mars"}) for w in first.windows)
+    mars = tuple(replace(w, cluster="mars") for w in first.windows)
     with pytest.raises(UserInputError, match="unknown cluster mars"):
         check_backfill_plan(p.model_copy(update={"customers": (first.model_copy(update={"windows": mars}),)}), CONFIG)
-    backwards = Window(**{**w0.model_dump(), "end": w0.start - timedelta(days=1)})
+    backwards = replace(w0, end=w0.start - timedelta(days=1))
     with pytest.raises(UserInputError, match="ends before it starts"):
         check_backfill_plan(p.model_copy(update={"customers": (first.model_copy(update={"windows": (backwards,)}),)}),
                             CONFIG)
