@@ -42,25 +42,26 @@ def plan_purge(
     policy: PurgePolicy,
 ) -> PurgePlan:
     cap = policy.max_rows_per_mutation
-    wanted = {c.name: c.cluster for c in customers}
     days = rng.each_day()
     index = {d: i for i, d in enumerate(days)}
-    cards_of: dict[str, list[int]] = {}
-    scores_of: dict[str, list[int]] = {}
+    # customer -> (its cluster, scorecards per day, scores per day); rows of other clusters are ignored
+    per: dict[str, tuple[str, list[int], list[int]]] = {
+        c.name: (c.cluster, [0] * len(days), [0] * len(days)) for c in customers
+    }
     for cluster, customer, day, cards, scores in counts:  # ~35K rows a year: keep this loop lean
+        entry = per.get(customer)
         i = index.get(day)
-        if i is None or wanted.get(customer) != cluster or not (cards or scores):
-            continue
-        if customer not in cards_of:
-            cards_of[customer], scores_of[customer] = [0] * len(days), [0] * len(days)
-        cards_of[customer][i] += cards
-        scores_of[customer][i] += scores
+        if entry is not None and i is not None and entry[0] == cluster:
+            entry[1][i] += cards
+            entry[2][i] += scores
+    with_rows = {name for name, (_, cards, scores) in per.items() if any(cards) or any(scores)}
     clusters: list[dict[str, Any]] = []
     total_cards = total_scores = 0
-    for cluster in sorted({wanted[customer] for customer in cards_of}):
+    for cluster in sorted({per[name][0] for name in with_rows}):
         chunks: list[dict[str, Any]] = []
-        for customer in (c.name for c in customers if c.cluster == cluster and c.name in cards_of):
-            for first, last, n_cards, n_scores in day_groups(cards_of[customer], scores_of[customer], cap):
+        for customer in (c.name for c in customers if c.cluster == cluster and c.name in with_rows):
+            _, cards_of, scores_of = per[customer]
+            for first, last, n_cards, n_scores in day_groups(cards_of, scores_of, cap):
                 total_cards += n_cards
                 total_scores += n_scores
                 for table, rows in (("scores", n_scores), ("scorecards", n_cards)):
