@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -164,7 +165,7 @@ def seed_jobs(pool: Any) -> None:
     windows = [Window(customer="hilton", cluster="chat-prod", start=START + timedelta(days=i),
                       end=min(START + timedelta(days=i + 4), RANGE.end), conversations=450_000, est_hours=(3, 5))
                for i in range(0, 51, 5)]
-    spirit = [w.model_copy(update={"customer": "spirit", "cluster": "voice-prod"}) for w in windows]
+    spirit = [replace(w, customer="spirit", cluster="voice-prod") for w in windows]
     bplan = BackfillPlan(range=RANGE, customers=(
         CustomerBackfillPlan(customer="hilton", cluster="chat-prod", daily_avg=90_000, window_days=5,
                              rule=">= 80,000/day -> 5d", windows=tuple(windows)),
