@@ -18,12 +18,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from psycopg import sql
 
 from bot.adapters.ports import ClickHouse
+from bot.adapters.postgres import utc_midnight
 from bot.adapters.sql import ch_table
 from bot.config import ShepherdConfig
 
@@ -50,10 +51,6 @@ ProgressFn = Callable[[Progress], None]
 Shield = Callable[[], AbstractContextManager[Any]]
 
 
-def _midnight(d: date) -> datetime:
-    return datetime(d.year, d.month, d.day, tzinfo=UTC)
-
-
 class _Selects:
     """The COPY queries (identifiers from config, values bound) for one customer and a day range."""
 
@@ -78,7 +75,7 @@ class _Selects:
         ).format(day=day, w=where, **ids)
 
     def params(self, customer: str, first: date, last: date) -> dict[str, Any]:
-        return {"cust": customer, "lo": _midnight(first), "hi": _midnight(last + timedelta(days=1)),
+        return {"cust": customer, "lo": utc_midnight(first), "hi": utc_midnight(last + timedelta(days=1)),
                 "appeal": self.appeal}
 
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from psycopg import sql
 from psycopg.rows import args_row
 
+from bot.adapters.postgres import utc_midnight
 from bot.config import SourceTables
 from commands.models import DateRange, DayVolume
 
@@ -72,8 +73,8 @@ class SourceVolumes:
             " WHERE {cust} = ANY(%(customers)s) AND {created} >= %(lo)s AND {created} < %(hi)s"
             " AND NOT ({type} = ANY(%(appeal)s)) GROUP BY 1, 2"
         ).format(**self._names())
-        params = {"customers": list(customers), "lo": _midnight(rng.start),
-                  "hi": _midnight(rng.end + timedelta(days=1)), "appeal": self.appeal_types}
+        params = {"customers": list(customers), "lo": utc_midnight(rng.start),
+                  "hi": utc_midnight(rng.end + timedelta(days=1)), "appeal": self.appeal_types}
         return self._fetch(query, params)
 
     def by_index(self, customers: Sequence[str], rng: DateRange) -> list[DayVolume]:
@@ -116,7 +117,3 @@ def _split(rng: DateRange, pieces: int) -> list[DateRange]:
     starts = range(rng.start.toordinal(), rng.end.toordinal() + 1, size)
     return [DateRange(start=date.fromordinal(s), end=date.fromordinal(min(s + size - 1, rng.end.toordinal())))
             for s in starts]
-
-
-def _midnight(d: date) -> datetime:
-    return datetime.combine(d, time.min, tzinfo=UTC)

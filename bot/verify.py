@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
 from typing import Any
 
 from psycopg import sql
 
 from bot.adapters.clusters import ClusterLookup
+from bot.adapters.postgres import utc_midnight
 from bot.adapters.sql import ch_table
 from bot.config import ShepherdConfig
 from bot.errors import UserInputError
@@ -135,8 +135,8 @@ class VerifyService:
         ).format(cust=sql.Identifier(src.customer_id), created=sql.Identifier(src.created_at))
 
     def _params(self, names: Sequence[str], rng: DateRange) -> dict[str, Any]:
-        return {"customers": list(names), "lo": _midnight(rng.start), "hi": _midnight(rng.end + timedelta(days=1)),
-                "appeal": list(self.config.appeal_types)}
+        return {"customers": list(names), "lo": utc_midnight(rng.start),
+                "hi": utc_midnight(rng.end + timedelta(days=1)), "appeal": list(self.config.appeal_types)}
 
     def postgres_counts(self, names: Sequence[str], rng: DateRange) -> list[DayCount]:
         """Non-appeal scorecards and their scores per customer and day: one grouped query, run as PG_PIECES
@@ -286,10 +286,6 @@ def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
     t0 = time.perf_counter()
     result = fn(*args)
     return result, time.perf_counter() - t0
-
-
-def _midnight(d: date) -> datetime:
-    return datetime.combine(d, dtime.min, tzinfo=UTC)
 
 
 def _as_date(value: Any) -> date:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,8 @@ def apply_migrations(pool: ConnectionPool, directory: Path | None = None) -> lis
 
 def _lock(conn: Any) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+
+
+def utc_midnight(d: date) -> datetime:
+    """The first instant of day `d` in UTC: the bound every per-day query gives a timestamptz column."""
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
