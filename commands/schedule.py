@@ -28,9 +28,9 @@ def lpt_schedule(durations: Sequence[float], slots: int) -> tuple[float, list[in
     heap = [(0.0, s) for s in range(slots)]
     assignment = [0] * len(durations)
     for i in order:
-        load, slot = heapq.heappop(heap)
+        load, slot = heap[0]
         assignment[i] = slot
-        heapq.heappush(heap, (load + durations[i], slot))
+        heapq.heapreplace(heap, (load + durations[i], slot))  # pop the least loaded, push it back: one sift
     return max(load for load, _ in heap), assignment
 
 
