@@ -5,7 +5,8 @@ Two ways to count, picked once per process from the source's own indexes:
 - With an index on (customer_id, created_at) that also carries scorecard_type (as a key or an
   INCLUDE column), each customer-day is one index-only range count: no per-row date arithmetic, no
   hash of millions of rows. The customer-days are split into PIECES date ranges counted at the same
-  time on their own connections. On the 5M-scorecard benchmark: 0.7 s instead of 2.5-3 s.
+  time on their own connections. On the 5M-scorecard benchmark: 1.2-1.5 s, against 3.0 s for
+  the grouped scan in the same run.
 - Without it, one grouped query over the table (a sequential scan), which any source can answer.
 
 Both return the same rows: only customer-days with at least one scorecard, days in UTC.
