@@ -8,11 +8,11 @@ as dicts that one validation of the whole plan turns into models.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
-from commands.models import CustomerRef, DateRange, PurgeDayCount, PurgePlan, PurgePolicy
+from commands.models import CustomerRef, DateRange, PurgeDayCount, PurgeDays, PurgePlan, PurgePolicy
 from commands.schedule import plan_hash
 
 
@@ -34,17 +34,13 @@ def day_groups(cards: Sequence[int], scores: Sequence[int], cap: int) -> list[tu
     return groups
 
 
-def plan_purge(
-    counts: Sequence[PurgeDayCount],
-    customers: Sequence[CustomerRef],
-    rng: DateRange,
-    types: Sequence[int],
-    policy: PurgePolicy,
-) -> PurgePlan:
-    cap = policy.max_rows_per_mutation
+def purge_days(
+    counts: Sequence[PurgeDayCount], customers: Sequence[CustomerRef], rng: DateRange
+) -> dict[str, PurgeDays]:
+    """Per customer, the days of `rng` with rows to delete in the customer's own cluster; rows of other
+    clusters, customers or days are ignored and repeated rows add up."""
     days = rng.each_day()
     index = {d: i for i, d in enumerate(days)}
-    # customer -> (its cluster, scorecards per day, scores per day); rows of other clusters are ignored
     per: dict[str, tuple[str, list[int], list[int]]] = {
         c.name: (c.cluster, [0] * len(days), [0] * len(days)) for c in customers
     }
@@ -54,14 +50,54 @@ def plan_purge(
         if entry is not None and i is not None and entry[0] == cluster:
             entry[1][i] += cards
             entry[2][i] += scores
-    with_rows = {name for name, (_, cards, scores) in per.items() if any(cards) or any(scores)}
+    found: dict[str, PurgeDays] = {}
+    for name, (home, day_cards, day_scores) in per.items():
+        kept = [i for i in range(len(days)) if day_cards[i] or day_scores[i]]
+        if kept:
+            found[name] = PurgeDays(home, name, [days[i] for i in kept], [day_cards[i] for i in kept],
+                                    [day_scores[i] for i in kept])
+    return found
+
+
+def plan_purge(
+    counts: Sequence[PurgeDayCount],
+    customers: Sequence[CustomerRef],
+    rng: DateRange,
+    types: Sequence[int],
+    policy: PurgePolicy,
+) -> PurgePlan:
+    return plan_purge_days(purge_days(counts, customers, rng), customers, rng, types, policy)
+
+
+def plan_purge_days(
+    found: Mapping[str, PurgeDays],
+    customers: Sequence[CustomerRef],
+    rng: DateRange,
+    types: Sequence[int],
+    policy: PurgePolicy,
+) -> PurgePlan:
+    """The plan from each customer's days with rows (a customer missing from `found`, or found in
+    another cluster than its own, has nothing to delete)."""
+    cap = policy.max_rows_per_mutation
+    kept: dict[str, PurgeDays] = {}
+    for c in customers:
+        entry = found.get(c.name)
+        if entry is None or entry.cluster != c.cluster:
+            continue
+        if list(entry.days) != sorted(set(entry.days)):
+            raise ValueError(f"{c.name}: purge days must be ascending, each once")
+        lo, hi = bisect_left(entry.days, rng.start), bisect_right(entry.days, rng.end)
+        if any(entry.scorecards[lo:hi]) or any(entry.scores[lo:hi]):
+            kept[c.name] = entry._replace(days=entry.days[lo:hi], scorecards=entry.scorecards[lo:hi],
+                                          scores=entry.scores[lo:hi])
     clusters: list[dict[str, Any]] = []
     total_cards = total_scores = 0
-    for cluster in sorted({per[name][0] for name in with_rows}):
+    for cluster in sorted({entry.cluster for entry in kept.values()}):
         chunks: list[dict[str, Any]] = []
-        for customer in (c.name for c in customers if c.cluster == cluster and c.name in with_rows):
-            _, cards_of, scores_of = per[customer]
-            for first, last, n_cards, n_scores in day_groups(cards_of, scores_of, cap):
+        for customer in (c.name for c in customers if c.cluster == cluster and c.name in kept):
+            entry = kept[customer]
+            days = entry.days
+            for first, last, n_cards, n_scores in day_groups(entry.scorecards, entry.scores, cap):
                 total_cards += n_cards
                 total_scores += n_scores
                 for table, rows in (("scores", n_scores), ("scorecards", n_cards)):

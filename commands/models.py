@@ -6,6 +6,7 @@ date range is inclusive at both ends, as in the plans Shepherd shows and the JSO
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Annotated, Literal, NamedTuple
 
@@ -99,6 +100,17 @@ class PurgeDayCount(NamedTuple):
     day: date
     scorecards: int
     scores: int
+
+
+class PurgeDays(NamedTuple):
+    """One customer's rows to delete in one cluster on each day that has any: days ascending, each once;
+    scorecards[i] and scores[i] are days[i]'s rows."""
+
+    cluster: str
+    customer: str
+    days: Sequence[date]
+    scorecards: Sequence[int]
+    scores: Sequence[int]
 
 
 class CustomerRef(Frozen):

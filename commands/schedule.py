@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel
 
@@ -51,6 +51,19 @@ def _round2(pair: tuple[float, float]) -> tuple[float, float]:
     return round(pair[0], 2), round(pair[1], 2)
 
 
+def daily_series(volumes: Sequence[DayVolume], names: Iterable[str], rng: DateRange) -> dict[str, list[int]]:
+    """Each customer's volume on every day of `rng`, in order (zeros included); rows of other customers
+    or days are ignored and repeated rows add up."""
+    index = {d: i for i, d in enumerate(rng.each_day())}
+    series: dict[str, list[int]] = {name: [0] * len(index) for name in names}
+    for customer, day, conversations in volumes:  # ~35K rows for 95 customers over a year: keep this loop lean
+        row = series.get(customer)
+        i = index.get(day)
+        if row is not None and i is not None:
+            row[i] += conversations
+    return series
+
+
 def plan_backfill(
     volumes: Sequence[DayVolume],
     customers: Sequence[CustomerRef],
@@ -60,19 +73,31 @@ def plan_backfill(
     parallel: int,
     window_override: int | None = None,
 ) -> BackfillPlan:
+    series = daily_series(volumes, (c.name for c in customers), rng)
+    return plan_backfill_series(series, customers, rng, policy, throughput, parallel, window_override)
+
+
+def plan_backfill_series(
+    series: Mapping[str, Sequence[int]],
+    customers: Sequence[CustomerRef],
+    rng: DateRange,
+    policy: WindowPolicy,
+    throughput: Throughput,
+    parallel: int,
+    window_override: int | None = None,
+) -> BackfillPlan:
+    """The plan from each customer's volume on every day of `rng` (series[name][i]: day i of the range;
+    a customer without a series had no volume)."""
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, not {parallel}")
     if not customers:
         raise ValueError("a backfill plan needs at least one customer")
     days = rng.each_day()
-    index = {d: i for i, d in enumerate(days)}
-    per_customer: dict[str, list[int]] = {c.name: [0] * len(days) for c in customers}
-    for customer, day, conversations in volumes:  # ~35K rows for 95 customers over a year: keep this loop lean
-        row = per_customer.get(customer)
-        i = index.get(day)
-        if row is not None and i is not None:
-            row[i] += conversations
-    plans = [plan_customer(c, days, per_customer[c.name], policy, throughput, window_override) for c in customers]
+    none = [0] * len(days)
+    for name, counts in series.items():
+        if len(counts) != len(days):
+            raise ValueError(f"{name}: {len(counts)} daily volumes for a range of {len(days)} days")
+    plans = [plan_customer(c, days, series.get(c.name, none), policy, throughput, window_override) for c in customers]
     lo = [w["est_hours"][0] for p in plans for w in p["windows"]]
     hi = [w["est_hours"][1] for p in plans for w in p["windows"]]
     # One validation of the whole plan (windows arrive as dicts): far cheaper than a model per window.
