@@ -2,8 +2,9 @@
 
 Loads the demo dataset (365 days, at least 5M source scorecards) into an embedded stack under
 .shepherd/bench-plan (reused on later runs), then times the volume queries (Postgres: index-only
-per-day counts in two concurrent date pieces, as the demo source has the index for them; one
-ClickHouse query per cluster, all clusters at once) and the pure planners separately. Garbage
+per-day counts in two concurrent date pieces, as the demo source has the index for them, one array
+of daily counts per customer; one ClickHouse query per cluster, all clusters at once, one row per
+customer with its days) and the pure planners separately, as `/backfill plan` and `/purge plan` do. Garbage
 collection runs as it falls: a collection inside the planners counts against them.
 Last line: one JSON object. Targets: pure planning < 100 ms; volume query + planning < 2 s.
 """
@@ -25,9 +26,9 @@ from bot.demo import DemoSpec, demo_config, load_demo
 from bot.embedded import EmbeddedStack
 from bot.planning import PlanningService
 from bot.registry import CustomerRegistry
-from commands.chunks import plan_purge
+from commands.chunks import plan_purge_days
 from commands.models import DateRange
-from commands.schedule import plan_backfill
+from commands.schedule import plan_backfill_series
 
 
 def main() -> None:
@@ -52,14 +53,14 @@ def main() -> None:
         query_s, pure_s, total_s, backfill_s, purge_s = [], [], [], [], []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            volumes = planning.backfill_volumes(customers, rng)  # what `/backfill plan all` asks
+            series = planning.backfill_series(customers, rng)  # what `/backfill plan all` asks
             t1 = time.perf_counter()
-            backfill = plan_backfill(volumes, customers, rng, config.windows, config.throughput,
-                                     config.backfill.default_parallel)
+            backfill = plan_backfill_series(series, customers, rng, config.windows, config.throughput,
+                                            config.backfill.default_parallel)
             t2 = time.perf_counter()
-            counts, _ = planning.purge_counts(customers, rng, config.appeal_types)  # what `/purge plan all` asks
+            found, _ = planning.purge_days(customers, rng, config.appeal_types)  # what `/purge plan all` asks
             t3 = time.perf_counter()
-            purge = plan_purge(counts, customers, rng, config.appeal_types, config.purge)
+            purge = plan_purge_days(found, customers, rng, config.appeal_types, config.purge)
             t4 = time.perf_counter()
             query_s.append((t1 - t0) + (t3 - t2))
             pure_s.append((t2 - t1) + (t4 - t3))
@@ -75,9 +76,9 @@ def main() -> None:
         "source_scorecards": stats.scorecards,
         "source_scores": stats.scores,
         "load_s": round(load_s, 2),
-        "volume_rows": len(volumes),
+        "volume_days": sum(1 for counts in series.values() for n in counts if n),
         "source_counts": "index-only per day" if indexed else "grouped scan",
-        "purge_day_counts": len(counts),
+        "purge_days": sum(len(entry.days) for entry in found.values()),
         "windows": len(backfill.windows),
         "chunks": sum(len(c.chunks) for c in purge.clusters),
         "query_s_median": round(statistics.median(query_s), 3),

@@ -20,9 +20,9 @@ from bot.config import ShepherdConfig
 from bot.errors import UserInputError
 from bot.registry import CustomerRegistry
 from bot.source_volumes import SourceVolumes
-from commands.chunks import plan_purge
-from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDayCount, PurgePlan
-from commands.schedule import plan_backfill
+from commands.chunks import plan_purge_days
+from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDays, PurgePlan
+from commands.schedule import plan_backfill_series
 
 
 @dataclass(frozen=True)
@@ -83,10 +83,14 @@ class PlanningService:
             raise UserInputError(
                 f"--parallel {parallel} must be between 1 and {self.config.backfill.max_parallel}"
             )
-        volumes = self.backfill_volumes(customers, rng)
-        return plan_backfill(
-            volumes, customers, rng, self.config.windows, self.config.throughput, parallel, req.window_days
+        series = self.backfill_series(customers, rng)
+        return plan_backfill_series(
+            series, customers, rng, self.config.windows, self.config.throughput, parallel, req.window_days
         )
+
+    def backfill_series(self, customers: Sequence[CustomerRef], rng: DateRange) -> dict[str, list[int]]:
+        """Each customer's volume on every day of `rng` (what the planner needs)."""
+        return self.volumes.day_series([c.name for c in customers], rng)
 
     def backfill_volumes(self, customers: Sequence[CustomerRef], rng: DateRange) -> list[DayVolume]:
         return self.volumes.day_volumes([c.name for c in customers], rng)
@@ -104,32 +108,34 @@ class PlanningService:
         policy = self.config.purge
         if req.max_rows is not None:
             policy = policy.model_copy(update={"max_rows_per_mutation": req.max_rows})
-        counts, lookups = self.purge_counts(customers, rng, types)
-        return PurgePlanResult(plan_purge(counts, customers, rng, types, policy), lookups)
+        found, lookups = self.purge_days(customers, rng, types)
+        return PurgePlanResult(plan_purge_days(found, customers, rng, types, policy), lookups)
 
-    def purge_counts(
+    def purge_days(
         self, customers: Sequence[CustomerRef], rng: DateRange, types: Sequence[int]
-    ) -> tuple[list[PurgeDayCount], dict[str, LookupResult]]:
+    ) -> tuple[dict[str, PurgeDays], dict[str, LookupResult]]:
+        """Per customer, its days with rows of `types` to delete in its cluster, and how each cluster was reached."""
         by_cluster: dict[str, list[str]] = defaultdict(list)
         for c in customers:
             by_cluster[c.cluster].append(c.name)
-        def one(cluster: str, names: list[str]) -> tuple[LookupResult, list[PurgeDayCount]]:
-            found = self.lookup.connect(cluster)
-            return found, self._cluster_counts(found, cluster, names, rng, types)
 
-        counts: list[PurgeDayCount] = []
+        def one(cluster: str, names: list[str]) -> tuple[LookupResult, list[PurgeDays]]:
+            found = self.lookup.connect(cluster)
+            return found, self._cluster_days(found, cluster, names, rng, types)
+
+        days: dict[str, PurgeDays] = {}
         lookups: dict[str, LookupResult] = {}
         # Clusters are separate servers: ask them all at once (the plan waits for the slowest, not the sum).
         with ThreadPoolExecutor(max_workers=max(len(by_cluster), 1)) as pool:
             futures = {cluster: pool.submit(one, cluster, names) for cluster, names in sorted(by_cluster.items())}
             for cluster, future in futures.items():
-                lookups[cluster], found_counts = future.result()
-                counts += found_counts
-        return counts, lookups
+                lookups[cluster], found = future.result()
+                days.update((entry.customer, entry) for entry in found)
+        return days, lookups
 
-    def _cluster_counts(
+    def _cluster_days(
         self, found: LookupResult, cluster: str, names: list[str], rng: DateRange, types: Sequence[int]
-    ) -> list[PurgeDayCount]:
+    ) -> list[PurgeDays]:
         ch = found.client
         cards = ch_table(ch.database, self.config.target.scorecards)
         scores = ch_table(ch.database, self.config.target.scores)
@@ -137,25 +143,28 @@ class PlanningService:
             "customer_id IN {customers:Array(String)} AND day BETWEEN {lo:Date} AND {hi:Date}"
             " AND scorecard_type IN {types:Array(UInt8)}"
         )
-        # One round trip per cluster: both tables' counts per customer and day. Scorecard ids are unique
-        # (the source's primary key), so the scores' semi-join needs the id alone: 3x faster than a tuple.
-        # PREWHERE reads the other columns only for the scores it keeps; both tables are sorted by
-        # (customer_id, day), so the counts are aggregated in that order, without a hash table.
+        # One round trip per cluster, one row per customer: its days with rows, in order, and both tables'
+        # counts on each. Scorecard ids are unique (the source's primary key), so the scores' semi-join
+        # needs the id alone: 3x faster than a tuple. PREWHERE reads the other columns only for the scores
+        # it keeps; both tables are sorted by (customer_id, day), so they are counted in that order.
         query = (
-            f"SELECT 'scorecards' AS t, customer_id, day, count() FROM {cards} WHERE {where}"
-            " GROUP BY customer_id, day"
-            f" UNION ALL SELECT 'scores' AS t, customer_id, day, count() FROM {scores}"
-            f" PREWHERE scorecard_id IN (SELECT scorecard_id FROM {cards} WHERE {where})"
-            " WHERE customer_id IN {customers:Array(String)} AND day BETWEEN {lo:Date} AND {hi:Date}"
-            " GROUP BY customer_id, day SETTINGS optimize_aggregation_in_order = 1"
+            "SELECT customer_id, arrayMap(t -> t.1, r), arrayMap(t -> t.2, r), arrayMap(t -> t.3, r) FROM ("
+            " SELECT customer_id, arraySort(groupArray((day, toUInt32(c), toUInt32(s)))) AS r FROM ("
+            "  SELECT customer_id, day, sum(c) AS c, sum(s) AS s FROM ("
+            f"   SELECT customer_id, day, count() AS c, toUInt64(0) AS s FROM {cards} WHERE {where}"
+            "    GROUP BY customer_id, day"
+            f"   UNION ALL SELECT customer_id, day, toUInt64(0) AS c, count() AS s FROM {scores}"
+            f"    PREWHERE scorecard_id IN (SELECT scorecard_id FROM {cards} WHERE {where})"
+            "    WHERE customer_id IN {customers:Array(String)} AND day BETWEEN {lo:Date} AND {hi:Date}"
+            "    GROUP BY customer_id, day"
+            "  ) GROUP BY customer_id, day"
+            " ) GROUP BY customer_id"
+            ") SETTINGS optimize_aggregation_in_order = 1"
         )
         params = {"customers": names, "lo": rng.start, "hi": rng.end, "types": list(types)}
-        merged: dict[tuple[str, date], dict[str, int]] = defaultdict(lambda: {"scorecards": 0, "scores": 0})
-        for table, customer, day, n in ch.query(query, params):
-            merged[(customer, _as_date(day))][table] = int(n)
         return [
-            PurgeDayCount(cluster=cluster, customer=c, day=d, scorecards=v["scorecards"], scores=v["scores"])
-            for (c, d), v in sorted(merged.items())
+            PurgeDays(cluster, customer, [_as_date(d) for d in days], counts_cards, counts_scores)
+            for customer, days, counts_cards, counts_scores in ch.query(query, params)
         ]
 
 

@@ -60,23 +60,28 @@ def _as_dict(volumes: list) -> dict:  # type: ignore[type-arg]
     return found
 
 
+def _series_as_dict(series: dict[str, list[int]]) -> dict:  # type: ignore[type-arg]
+    days = RANGE.each_day()
+    assert all(len(counts) == len(days) for counts in series.values()), "a series does not cover the range"
+    return {(name, days[i]): n for name, counts in series.items() for i, n in enumerate(counts) if n}
+
+
 def test_both_counts_give_the_utc_days_without_appeals(source: ConnectionPool) -> None:
-    volumes = SourceVolumes(source, SourceTables(), appeal_types=[1, 2, 3])
+    """First the grouped scan (no index yet), then the index-only count: the same volumes."""
     asked = ["hilton", "oportun"]
-    assert _as_dict(volumes.grouped(asked, RANGE)) == EXPECTED
-    assert _as_dict(volumes.by_index(asked, RANGE)) == EXPECTED
-    one_day = DateRange(start=date(2026, 3, 8), end=date(2026, 3, 8))
-    assert _as_dict(volumes.by_index(["hilton"], one_day)) == {("hilton", date(2026, 3, 8)): 2}
-    assert volumes.day_volumes([], RANGE) == []
-
-
-def test_the_index_only_count_is_used_only_where_the_index_carries_the_type(source: ConnectionPool) -> None:
-    assert SourceVolumes(source, SourceTables(), [1, 2, 3]).indexed() is False
+    scan = SourceVolumes(source, SourceTables(), appeal_types=[1, 2, 3])
+    assert scan.indexed() is False
+    assert _as_dict(scan.day_volumes(asked, RANGE)) == EXPECTED
+    assert _series_as_dict(scan.day_series(asked, RANGE)) == EXPECTED
     with source.connection() as conn:
         conn.execute("CREATE INDEX plain ON scorecards (customer_id, created_at)")
-    assert SourceVolumes(source, SourceTables(), [1, 2, 3]).indexed() is False
+    assert SourceVolumes(source, SourceTables(), [1, 2, 3]).indexed() is False  # it lacks the type
     with source.connection() as conn:
         conn.execute("CREATE INDEX covering ON scorecards (customer_id, created_at) INCLUDE (scorecard_type)")
-    volumes = SourceVolumes(source, SourceTables(), [1, 2, 3])
-    assert volumes.indexed() is True
-    assert _as_dict(volumes.day_volumes(["hilton", "oportun"], RANGE)) == EXPECTED
+    by_index = SourceVolumes(source, SourceTables(), [1, 2, 3])
+    assert by_index.indexed() is True
+    assert _as_dict(by_index.day_volumes(asked, RANGE)) == EXPECTED
+    assert _series_as_dict(by_index.day_series(asked, RANGE)) == EXPECTED
+    one_day = DateRange(start=date(2026, 3, 8), end=date(2026, 3, 8))
+    assert by_index.day_series(["hilton", "spirit"], one_day) == {"hilton": [2], "spirit": [0]}
+    assert by_index.day_series([], RANGE) == {} and by_index.day_volumes([], RANGE) == []
