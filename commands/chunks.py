@@ -86,6 +86,10 @@ def plan_purge_days(
             continue
         if list(entry.days) != sorted(set(entry.days)):
             raise ValueError(f"{c.name}: purge days must be ascending, each once")
+        if min(entry.scorecards, default=0) < 0 or min(entry.scores, default=0) < 0:
+            raise ValueError(f"{c.name}: a row count is negative")  # the cuts bisect running totals
+        if not len(entry.days) == len(entry.scorecards) == len(entry.scores):
+            raise ValueError(f"{c.name}: as many scorecard and score counts as days are needed")
         lo, hi = bisect_left(entry.days, rng.start), bisect_right(entry.days, rng.end)
         if any(entry.scorecards[lo:hi]) or any(entry.scores[lo:hi]):
             kept[c.name] = entry._replace(days=entry.days[lo:hi], scorecards=entry.scorecards[lo:hi],

@@ -97,6 +97,8 @@ def plan_backfill_series(
     for name, counts in series.items():
         if len(counts) != len(days):
             raise ValueError(f"{name}: {len(counts)} daily volumes for a range of {len(days)} days")
+        if counts and min(counts) < 0:  # the cuts bisect running totals: they must never go down
+            raise ValueError(f"{name}: a daily volume is negative")
     plans = [plan_customer(c, days, series.get(c.name, none), policy, throughput, window_override) for c in customers]
     lo = [w["est_hours"][0] for p in plans for w in p["windows"]]
     hi = [w["est_hours"][1] for p in plans for w in p["windows"]]

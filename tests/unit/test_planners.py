@@ -5,21 +5,23 @@ from __future__ import annotations
 import itertools
 from datetime import date, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands.chunks import plan_purge
+from commands.chunks import plan_purge, plan_purge_days, purge_days
 from commands.models import (
     CustomerRef,
     DateRange,
     DayVolume,
     PurgeDayCount,
+    PurgeDays,
     PurgePolicy,
     Throughput,
     WindowPolicy,
     WindowRule,
 )
-from commands.schedule import lower_bound, lpt_schedule, plan_backfill
+from commands.schedule import daily_series, lower_bound, lpt_schedule, plan_backfill, plan_backfill_series
 
 SEED = DateRange(start=date(2026, 1, 3), end=date(2026, 2, 22))
 POLICY = WindowPolicy()
@@ -140,3 +142,35 @@ def test_hash_changes_iff_a_planned_number_changes(days: list[int], at: int, del
     changed = list(days)
     changed[at % len(days)] += delta
     assert plan(changed).plan_hash != first.plan_hash
+
+
+def test_series_planners_match_the_row_planners_and_refuse_malformed_series() -> None:
+    refs = [CustomerRef(name="hilton", cluster="c1"), CustomerRef(name="oportun", cluster="c2")]
+    volumes = flat("hilton", 90_000) + [DayVolume(customer="oportun", day=SEED.start, conversations=7)]
+    by_hand = {"hilton": [90_000] * 51, "oportun": [7] + [0] * 50}
+    assert daily_series(volumes, ["hilton", "oportun"], SEED) == by_hand
+    from_rows = plan_backfill(volumes, refs, SEED, POLICY, RATE, 4)
+    assert plan_backfill_series(by_hand, refs, SEED, POLICY, RATE, 4) == from_rows
+    with pytest.raises(ValueError, match="3 daily volumes for a range of 51 days"):
+        plan_backfill_series({"hilton": [1, 2, 3]}, refs, SEED, POLICY, RATE, 4)
+    with pytest.raises(ValueError, match="negative"):
+        plan_backfill_series({"hilton": [-1] + [0] * 50}, refs, SEED, POLICY, RATE, 4)
+
+    counts = [PurgeDayCount(cluster="c2", customer="oportun", day=d, scorecards=500, scores=4_500)
+              for d in SEED.each_day()[:10]]
+    found = purge_days(counts, refs, SEED)
+    assert found == {"oportun": PurgeDays("c2", "oportun", SEED.each_day()[:10], [500] * 10, [4_500] * 10)}
+    policy = PurgePolicy(max_rows_per_mutation=10_000)
+    plan = plan_purge_days(found, refs, SEED, (1, 2, 3), policy)
+    assert plan == plan_purge(counts, refs, SEED, (1, 2, 3), policy)
+    assert [(c.table, c.start.day, c.end.day, c.rows) for c in plan.clusters[0].chunks[:2]] == [
+        ("scores", 3, 4, 9_000), ("scorecards", 3, 4, 1_000)]  # two days of scores fit under 10,000
+    days = list(found["oportun"].days)
+    backwards = found["oportun"]._replace(days=days[::-1])
+    with pytest.raises(ValueError, match="ascending"):
+        plan_purge_days({"oportun": backwards}, refs, SEED, (1, 2, 3), policy)
+    negative = found["oportun"]._replace(scores=[-1] * len(days))
+    with pytest.raises(ValueError, match="negative"):
+        plan_purge_days({"oportun": negative}, refs, SEED, (1, 2, 3), policy)
+    elsewhere = found["oportun"]._replace(cluster="c1")  # not oportun's cluster: nothing to delete there
+    assert plan_purge_days({"oportun": elsewhere}, refs, SEED, (1, 2, 3), policy).clusters == ()
