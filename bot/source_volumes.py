@@ -92,6 +92,7 @@ class SourceVolumes:
             return cur.execute(query, params).fetchall()
 
     def _series_by_index(self, customers: Sequence[str], rng: DateRange) -> dict[str, list[int]]:
+        customers = list(dict.fromkeys(customers))  # a name asked twice would be counted twice per day
         pieces = _split(rng, PIECES)
         with ThreadPoolExecutor(max_workers=len(pieces)) as pool:
             found = list(pool.map(lambda piece: self._count_days(customers, piece), pieces))

@@ -84,4 +84,5 @@ def test_both_counts_give_the_utc_days_without_appeals(source: ConnectionPool) -
     assert _series_as_dict(by_index.day_series(asked, RANGE)) == EXPECTED
     one_day = DateRange(start=date(2026, 3, 8), end=date(2026, 3, 8))
     assert by_index.day_series(["hilton", "spirit"], one_day) == {"hilton": [2], "spirit": [0]}
+    assert by_index.day_series(["hilton", "hilton"], one_day) == {"hilton": [2]}  # /backfill plan hilton,hilton
     assert by_index.day_series([], RANGE) == {} and by_index.day_volumes([], RANGE) == []
