@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.slack.emulator import SlackEmulator
+from bot.standins.slack.emulator import SlackEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET, TOKEN = "bench-secret", "xoxb-bench"
@@ -78,7 +78,7 @@ def main() -> None:
         env = {**os.environ, "SHEPHERD_SLACK_BOT_TOKEN": TOKEN, "SHEPHERD_SLACK_SIGNING_SECRET": SECRET,
                "SHEPHERD_SLACK_API_URL": emu.api_url}
         began = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--http", "--host", "127.0.0.1",
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "serve", "--http", "--host", "127.0.0.1",
                                  "--port", "0", "--data-dir", str(data)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 text=True)
         try:

@@ -2,7 +2,7 @@
 
 Both copy the same rows (a large customer's non-appeal scorecards and their scores over the whole
 demo range, as one window) on the embedded stack under --data-dir:
-- raw: `bot.reindex.raw_copy`, one Postgres `COPY ... TO STDOUT (FORMAT csv)` per table streamed
+- raw: `bot.backfill.reindex.raw_copy`, one Postgres `COPY ... TO STDOUT (FORMAT csv)` per table streamed
   in batches into ClickHouse CSV inserts, no Temporal, no delete, no per-day split, into scratch
   copies of the target tables;
 - window: the `BackfillWindow` workflow started directly (workflow -> reindex activity: count,
@@ -29,10 +29,10 @@ from temporalio.client import Client
 from bot.adapters.clusters import ClusterLookup, DefaultResolver
 from bot.adapters.postgres import apply_migrations, make_pool
 from bot.adapters.sql import ch_table
+from bot.backfill.reindex import raw_copy
 from bot.config import parse_config
-from bot.demo import DemoSpec, demo_config, load_demo
-from bot.embedded import EmbeddedStack
-from bot.reindex import raw_copy
+from bot.embedded.demo import DemoSpec, demo_config, load_demo
+from bot.embedded.stack import EmbeddedStack
 from bot.temporal.deps import ActivityDeps
 from bot.temporal.models import WindowInput, WindowResult
 from bot.temporal.worker import build_worker

@@ -34,15 +34,15 @@ from temporalio.client import Client
 from bot.adapters.clusters import ClusterLookup, DefaultResolver
 from bot.adapters.postgres import apply_migrations, make_pool
 from bot.config import ShepherdConfig, parse_config
-from bot.demo import DemoSpec, demo_config
-from bot.embedded import EmbeddedStack
-from bot.job_records import JobRecords
-from bot.jobs import new_job_id
-from bot.monitor import Monitor
-from bot.purge_jobs import PurgeJobService
-from bot.slack.emulator import SlackEmulator
+from bot.embedded.demo import DemoSpec, demo_config
+from bot.embedded.stack import EmbeddedStack
+from bot.jobs.ids import new_job_id
+from bot.jobs.records import JobRecords
+from bot.monitor.service import Monitor
+from bot.purge.service import PurgeJobService
 from bot.slack.outbox import Outbox
 from bot.slack.poster import SlackPoster
+from bot.standins.slack.emulator import SlackEmulator
 from bot.temporal.deps import ActivityDeps
 from bot.temporal.worker import build_worker
 from commands.models import CustomerRef, DateRange, DayVolume

@@ -22,8 +22,8 @@ from pathlib import Path
 from bot.adapters.clusters import ClusterLookup, DefaultResolver
 from bot.adapters.postgres import make_pool
 from bot.config import parse_config
-from bot.demo import DemoSpec, demo_config, load_demo
-from bot.embedded import EmbeddedStack
+from bot.embedded.demo import DemoSpec, demo_config, load_demo
+from bot.embedded.stack import EmbeddedStack
 from bot.planning import PlanningService
 from bot.registry import CustomerRegistry
 from commands.chunks import plan_purge_days

@@ -25,15 +25,15 @@ from temporalio.testing import ActivityEnvironment
 from bot.adapters.clusters import ClusterLookup, DefaultResolver
 from bot.adapters.postgres import apply_migrations, make_pool
 from bot.config import ShepherdConfig, parse_config
-from bot.demo import DemoSpec, ch_database, demo_config, load_demo
-from bot.embedded import EmbeddedStack
-from bot.jobs import new_job_id
+from bot.embedded.demo import DemoSpec, ch_database, demo_config, load_demo
+from bot.embedded.stack import EmbeddedStack
+from bot.jobs.ids import new_job_id
 from bot.planning import PlanningService, PurgeRequest
-from bot.purge_jobs import PurgeJobService
+from bot.purge.activities import PurgeActivities
+from bot.purge.service import PurgeJobService
 from bot.registry import CustomerRegistry
 from bot.temporal.deps import ActivityDeps
 from bot.temporal.models import ChunkInput, ChunkSpec
-from bot.temporal.purge_activities import PurgeActivities
 from bot.temporal.worker import build_worker
 from commands.models import PurgePlan
 

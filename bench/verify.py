@@ -23,10 +23,10 @@ from bot.adapters.clusters import ClusterLookup, DefaultResolver
 from bot.adapters.postgres import make_pool
 from bot.adapters.sql import ch_table
 from bot.config import parse_config
-from bot.demo import DemoSpec, demo_config, load_demo
-from bot.embedded import EmbeddedStack
+from bot.embedded.demo import DemoSpec, demo_config, load_demo
+from bot.embedded.stack import EmbeddedStack
 from bot.registry import CustomerRegistry
-from bot.verify import VerifyService
+from bot.verify.service import VerifyService
 from commands.verify_report import report_text
 
 

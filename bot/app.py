@@ -44,7 +44,7 @@ def is_embedded(settings: Settings) -> bool:
 
 def demo_spec_for(settings: Settings, scale: float | None = None, seed: int | None = None) -> Any:
     """The demo spec to use: explicit values, else what the data directory was loaded with."""
-    from bot.demo import DemoSpec
+    from bot.embedded.demo import DemoSpec
 
     saved: dict[str, Any] = {}
     marker = settings.data_dir / "demo.json"
@@ -59,7 +59,7 @@ def demo_spec_for(settings: Settings, scale: float | None = None, seed: int | No
 
 def embedded_config(settings: Settings, spec: Any) -> ShepherdConfig:
     """The demo config (pure: no server needed, so input can be checked before anything starts)."""
-    from bot.demo import demo_config
+    from bot.embedded.demo import demo_config
 
     if "SHEPHERD_CONFIG_PATH" in os.environ:
         return load_config(settings.config_path)
@@ -84,8 +84,8 @@ def open_runtime(
 def _embedded(
     settings: Settings, stack: ExitStack, *, temporal: bool, scale: float | None, seed: int | None
 ) -> Runtime:
-    from bot.demo import load_demo
-    from bot.embedded import EmbeddedStack
+    from bot.embedded.demo import load_demo
+    from bot.embedded.stack import EmbeddedStack
 
     spec = demo_spec_for(settings, scale, seed)
     config = embedded_config(settings, spec)
@@ -155,10 +155,10 @@ def slack_web_client(settings: Settings) -> Any:
 
 def slack_deps(rt: Runtime, temporal_client: Any, web_client: Any, *, now: Any = None) -> Any:
     from bot.adapters.linear import LinearClient
-    from bot.approvals import Approvals
-    from bot.audit import AuditLog
-    from bot.job_records import JobRecords
-    from bot.purge_jobs import PurgeJobService
+    from bot.jobs.approvals import Approvals
+    from bot.jobs.audit import AuditLog
+    from bot.jobs.records import JobRecords
+    from bot.purge.service import PurgeJobService
     from bot.slack.deps import SlackDeps, utc_now
 
     jobs = PurgeJobService(temporal_client, rt.pool, rt.config, rt.settings.temporal_task_queue)
@@ -183,16 +183,16 @@ def slack_app(settings: Settings, deps: Any) -> Any:
 
 
 def monitoring(settings: Settings, deps: Any) -> tuple[Any, Any]:
-    """The monitor (and what follows a job's end: `bot.job_end`) and the outbox poster (its own Web API
+    """The monitor (and what follows a job's end: `bot.monitor.job_end`) and the outbox poster (its own Web API
     client: the poster does its own retrying)."""
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.job_end import JobEnd
-    from bot.monitor import Monitor
+    from bot.monitor.job_end import JobEnd
+    from bot.monitor.service import Monitor
     from bot.slack.outbox import Outbox
     from bot.slack.poster import SlackPoster
-    from bot.verify import VerifyService
-    from bot.writeups import WriteupService
+    from bot.verify.service import VerifyService
+    from bot.writeups.service import WriteupService
 
     assert settings.slack_bot_token is not None
     pool, config, planning = deps.records.pool, deps.config, deps.planning

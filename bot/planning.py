@@ -16,10 +16,10 @@ from typing import Any
 
 from bot.adapters.clusters import ClusterLookup, LookupResult
 from bot.adapters.sql import ch_table
+from bot.backfill.source_volumes import SourceVolumes
 from bot.config import ShepherdConfig
 from bot.errors import UserInputError
 from bot.registry import CustomerRegistry
-from bot.source_volumes import SourceVolumes
 from commands.chunks import plan_purge_days
 from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDays, PurgePlan
 from commands.schedule import plan_backfill_series

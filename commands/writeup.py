@@ -1,6 +1,6 @@
 """The Linear write-up of finished jobs, and the weekly summary, rendered as Markdown from plain records.
 
-`bot/writeups.py` reads the records from Postgres; everything here is pure: the records, and the
+`bot/writeups/service.py` reads the records from Postgres; everything here is pure: the records, and the
 write-up assembled from the sections in `commands.writeup_sections` (deletions per cluster,
 backfilled customers and their windows, failures and what resolved them, region fallbacks and
 verifications). The weekly summary (`commands.weekly`) keeps the seed's own shape.

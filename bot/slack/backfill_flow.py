@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 
 from bot.errors import ConflictError, ShepherdError
-from bot.jobs import new_job_id
+from bot.jobs.ids import new_job_id
 from bot.planning import BackfillRequest
 from bot.slack import blocks, job_blocks
 from bot.slack.deps import SlackDeps, Who
@@ -46,7 +46,7 @@ class BackfillFlow:
     async def _chart(self, req: BackfillRequest, plan: BackfillPlan, channel: str, ts: str, job_id: str) -> None:
         if self.deps.chart_dir is None:
             return
-        from bot.chart import backfill_chart
+        from bot.backfill.chart import backfill_chart
 
         planning = self.deps.planning
         path = self.deps.chart_dir / f"{job_id}.png"

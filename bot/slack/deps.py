@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.linear import LinearClient
-from bot.approvals import Approvals, group_entries
-from bot.audit import AuditLog
 from bot.config import ShepherdConfig
 from bot.errors import NotAuthorized
-from bot.job_records import JobRecords
+from bot.jobs.approvals import Approvals, group_entries
+from bot.jobs.audit import AuditLog
+from bot.jobs.records import JobRecords
 from bot.planning import PlanningService
-from bot.purge_jobs import PurgeJobService
+from bot.purge.service import PurgeJobService
 from bot.slack.messages import Message
 
 GROUP_CACHE_S = 60.0

@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
-from bot.job_records import JobRow
+from bot.jobs.records import JobRow
 from bot.slack.messages import MAX_BLOCKS, Message, actions, button, context, header, section, table_sections
 from bot.temporal.models import BackfillProgress
 from commands import render

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bot.errors import UserInputError
-from bot.job_records import JobRow
-from bot.job_view import JobViews
+from bot.jobs.records import JobRow
+from bot.monitor.job_view import JobViews
 from bot.slack import blocks, job_blocks
 from bot.slack.deps import SlackDeps, Who
 from bot.slack.messages import Message, note

@@ -16,11 +16,11 @@ from slack_sdk.models.views import View
 
 from bot.adapters.linear import LinearClient
 from bot.errors import ConflictError, ShepherdError, UpstreamError, UserInputError
-from bot.job_records import JobRow
+from bot.jobs.records import JobRow
 from bot.slack.deps import SlackDeps, Who
 from bot.slack.messages import Message, actions, button, context, header, note, section, table_sections
 from bot.slack.out import SlackOut
-from bot.writeups import Draft, WriteupService
+from bot.writeups.service import Draft, WriteupService
 from commands import verbs as v
 from commands.grammar import TICKET
 

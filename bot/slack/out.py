@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import UpstreamError
-from bot.job_records import JobRecords
+from bot.jobs.records import JobRecords
 from bot.slack.messages import Message
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ import asyncio
 import logging
 from datetime import date
 
-from bot.approvals import Decision, DecisionOutcome
 from bot.errors import ConflictError, ShepherdError
-from bot.job_records import JobRow
-from bot.jobs import new_job_id
+from bot.jobs.approvals import Decision, DecisionOutcome
+from bot.jobs.ids import new_job_id
+from bot.jobs.records import JobRow
 from bot.planning import PurgeRequest
 from bot.slack import blocks, job_blocks
 from bot.slack.deps import SlackDeps, Who

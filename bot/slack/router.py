@@ -23,8 +23,8 @@ from bot.slack.messages import error, note
 from bot.slack.out import SlackOut
 from bot.slack.purge_flow import PurgeFlow
 from bot.slack.verify_flow import VerifyFlow
-from bot.verify import VerifyService
-from bot.writeups import WriteupService
+from bot.verify.service import VerifyService
+from bot.writeups.service import WriteupService
 from commands import verbs as v
 from commands.grammar import USAGE
 

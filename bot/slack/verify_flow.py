@@ -8,11 +8,11 @@ import asyncio
 from slack_sdk.models.blocks import Block
 
 from bot.errors import UserInputError
-from bot.jobs import new_job_id
+from bot.jobs.ids import new_job_id
 from bot.slack.deps import SlackDeps, Who
 from bot.slack.messages import Message, context, fields, header, note, section, table_sections
 from bot.slack.out import SlackOut
-from bot.verify import VerifyService
+from bot.verify.service import VerifyService
 from commands import render
 from commands import verbs as v
 from commands.verify_report import (

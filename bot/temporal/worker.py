@@ -14,11 +14,11 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bot.temporal.backfill_activities import BackfillActivities
-from bot.temporal.backfill_workflows import BackfillJob, BackfillWindow
+from bot.backfill.activities import BackfillActivities
+from bot.backfill.workflows import BackfillJob, BackfillWindow
+from bot.purge.activities import PurgeActivities
+from bot.purge.workflow import Purge
 from bot.temporal.deps import ActivityDeps
-from bot.temporal.purge_activities import PurgeActivities
-from bot.temporal.purge_workflow import Purge
 
 
 def workflows() -> list[type]:

@@ -17,7 +17,7 @@ from bot.settings import Settings
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from bot.worker_cli import run_worker
+    from bot.cli.worker import run_worker
 
     try:
         return run_worker(Settings())

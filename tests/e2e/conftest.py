@@ -78,16 +78,16 @@ async def slack(temporal_env: Any, make_demo: Any) -> AsyncIterator[SlackEnv]:  
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.approvals import Approvals
-    from bot.audit import AuditLog
-    from bot.job_records import JobRecords
+    from bot.cli.serve import http_server
+    from bot.jobs.approvals import Approvals
+    from bot.jobs.audit import AuditLog
+    from bot.jobs.records import JobRecords
     from bot.planning import PlanningService
-    from bot.purge_jobs import PurgeJobService
+    from bot.purge.service import PurgeJobService
     from bot.registry import CustomerRegistry
-    from bot.serve import http_server
     from bot.slack.deps import SlackDeps
-    from bot.slack.emulator import SlackEmulator
     from bot.slack.listeners import register
+    from bot.standins.slack.emulator import SlackEmulator
     from bot.temporal.worker import build_worker
 
     demo = make_demo(scale=0.002)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, timedelta
 
-from bot.demo import NAMED
+from bot.embedded.demo import NAMED
 from tests.e2e.conftest import SlackEnv
 from tests.e2e.test_slack_backfill import job_id_in
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 async def temporal_env() -> AsyncIterator[Any]:
     from temporalio.testing import WorkflowEnvironment
 
-    from bot.embedded import temporal_binary
+    from bot.embedded.stack import temporal_binary
 
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
@@ -42,7 +42,7 @@ class DemoEnv:
         from bot.adapters.clusters import ClusterLookup, DefaultResolver
         from bot.adapters.postgres import apply_migrations, make_pool
         from bot.config import parse_config
-        from bot.demo import demo_config
+        from bot.embedded.demo import demo_config
         from bot.temporal.deps import ActivityDeps
 
         self.pg_dsn, self.prefix, self.spec, self.chdb = pg_dsn, prefix, spec, chdb_session
@@ -86,7 +86,7 @@ def make_demo(pg_server_dsn: str, chdb_session: Any) -> Iterator[Callable[..., D
     import psycopg
 
     from bot.adapters.clickhouse import ChdbClickHouse
-    from bot.demo import DemoSpec, load_demo
+    from bot.embedded.demo import DemoSpec, load_demo
 
     made: list[DemoEnv] = []
 

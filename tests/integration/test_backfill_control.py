@@ -11,7 +11,8 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.worker import Worker
 
-from bot.jobs import JobService, new_job_id
+from bot.backfill.service import JobService
+from bot.jobs.ids import new_job_id
 from bot.temporal.worker import build_worker
 from commands.models import CustomerRef, DateRange, DayVolume
 from commands.schedule import plan_backfill

@@ -18,9 +18,10 @@ import pytest
 import yaml
 
 from bot.adapters.postgres import apply_migrations, make_pool
+from bot.backfill.service import JobService
 from bot.config import parse_config
-from bot.demo import DemoSpec, demo_config
-from bot.jobs import JobService, new_job_id
+from bot.embedded.demo import DemoSpec, demo_config
+from bot.jobs.ids import new_job_id
 from commands.models import CustomerRef, DateRange, DayVolume
 from commands.schedule import plan_backfill
 
@@ -34,7 +35,7 @@ import json, sys
 from pathlib import Path
 from bot.adapters.chdb_session import shared_session
 from bot.adapters.clickhouse import ChdbClickHouse
-from bot.demo import DemoSpec, load_demo
+from bot.embedded.demo import DemoSpec, load_demo
 data, dsn, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 session = shared_session(data / "clickhouse")
 if mode == "load":

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from bot.backfill.service import JobService
 from bot.errors import ConflictError, UserInputError
-from bot.jobs import JobService, new_job_id
+from bot.jobs.ids import new_job_id
 from bot.temporal.worker import build_worker
 from commands.models import DateRange
 from commands.schedule import plan_backfill

@@ -12,9 +12,10 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from bot.adapters.clusters import ClusterLookup, DefaultResolver
+from bot.backfill.service import JobService
 from bot.config import parse_config
-from bot.demo import demo_config
-from bot.jobs import JobService, new_job_id
+from bot.embedded.demo import demo_config
+from bot.jobs.ids import new_job_id
 from bot.temporal.deps import ActivityDeps
 from bot.temporal.worker import build_worker
 from commands.models import CustomerRef, DateRange, DayVolume

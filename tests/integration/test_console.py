@@ -16,8 +16,8 @@ from prompt_toolkit.output import create_output
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond, AsyncSay
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.console import Console
-from bot.slack.emulator import SlackEmulator
+from bot.standins.console.console import Console
+from bot.standins.slack.emulator import SlackEmulator
 from tests.integration.test_slack_emulator import SECRET, TOKEN, new_emulator, serve_bolt
 
 

@@ -9,7 +9,7 @@ import psycopg
 
 from bot.adapters.clickhouse import ChdbClickHouse
 from bot.config import parse_config
-from bot.demo import CLUSTERS, DemoSpec, ch_database, demo_config, load_demo
+from bot.embedded.demo import CLUSTERS, DemoSpec, ch_database, demo_config, load_demo
 
 SPEC = DemoSpec(scale=0.002, seed=11)
 
@@ -50,7 +50,7 @@ def test_demo_shape_and_copies(pg_dsn: str, chdb_session: Any) -> None:
 
 
 def test_demo_is_deterministic_and_config_scales() -> None:
-    from bot.demo import customers, daily_counts
+    from bot.embedded.demo import customers, daily_counts
 
     assert daily_counts(SPEC) == daily_counts(DemoSpec(scale=0.002, seed=11))
     assert daily_counts(SPEC) != daily_counts(DemoSpec(scale=0.002, seed=12))

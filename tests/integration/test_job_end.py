@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 import pytest_asyncio
 
-from bot.job_end import JobEnd, verify_id
+from bot.monitor.job_end import JobEnd, verify_id
 from bot.registry import CustomerRegistry
-from bot.verify import VerifyService
-from bot.writeups import WriteupService
+from bot.verify.service import VerifyService
+from bot.writeups.service import WriteupService
 from commands.verify_report import VerifyReport
 from tests.integration import paced_window
 from tests.integration.test_monitor import Rig, drive, monitor_rig

@@ -17,16 +17,16 @@ from pydantic import SecretStr
 
 from bot.adapters.linear import COMMENT_MUTATION, FIND_COMMENT_QUERY, ISSUE_QUERY, LinearClient
 from bot.adapters.postgres import apply_migrations, make_pool
-from bot.audit import AuditLog
 from bot.config import parse_config
-from bot.demo import DemoSpec, demo_config
+from bot.embedded.demo import DemoSpec, demo_config
 from bot.errors import ConflictError, NotAuthorized, UpstreamError, UserInputError
-from bot.job_records import JobRecords
-from bot.linear_standin import LinearStandIn
+from bot.jobs.audit import AuditLog
+from bot.jobs.records import JobRecords
 from bot.registry import CustomerRegistry
+from bot.standins.linear import LinearStandIn
 from bot.temporal.models import BackfillProgress, ChunkState, PurgeProgress, WindowState
-from bot.verify import VerifyService
-from bot.writeups import WriteupService
+from bot.verify.service import VerifyService
+from bot.writeups.service import WriteupService
 from commands.models import (
     BackfillPlan,
     Chunk,
@@ -294,7 +294,7 @@ async def test_a_crash_between_linears_answer_and_our_write_makes_no_second_comm
 
 
 def slack_deps(pool: Any, client: Any) -> Any:
-    from bot.approvals import Approvals
+    from bot.jobs.approvals import Approvals
     from bot.planning import PlanningService
     from bot.slack.deps import SlackDeps
 
@@ -308,10 +308,10 @@ async def test_the_slack_flow_drafts_edits_and_posts_once(pool: Any, standin: Li
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.slack.deps import Who
-    from bot.slack.emulator import SlackEmulator
     from bot.slack.linear_flow import LinearFlow, ticket_errors
     from bot.slack.messages import note
     from bot.slack.out import SlackOut
+    from bot.standins.slack.emulator import SlackEmulator
     from commands.verbs import LinearDraft, LinearPost, LinearWeekly
 
     seed_jobs(pool)

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from bot import locks
 from bot.adapters.postgres import apply_migrations, make_pool
 from bot.errors import ConflictError
+from bot.jobs import locks
 
 
 @pytest.fixture()

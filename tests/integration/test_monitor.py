@@ -17,16 +17,16 @@ from typing import Any
 import pytest_asyncio
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.job_end import JobEnd
-from bot.job_records import JobRecords
-from bot.jobs import new_job_id
-from bot.monitor import Monitor
-from bot.purge_jobs import PurgeJobService
+from bot.jobs.ids import new_job_id
+from bot.jobs.records import JobRecords
+from bot.monitor.job_end import JobEnd
+from bot.monitor.service import Monitor
+from bot.purge.service import PurgeJobService
 from bot.slack.deps import SlackDeps
-from bot.slack.emulator import SlackEmulator
 from bot.slack.job_flow import JobFlow
 from bot.slack.outbox import Outbox
 from bot.slack.poster import SlackPoster
+from bot.standins.slack.emulator import SlackEmulator
 from bot.temporal.worker import build_worker
 from commands.models import CustomerRef, DateRange, DayVolume, Throughput
 from commands.schedule import plan_backfill

@@ -19,7 +19,7 @@ SEED_WEEK = "hilton,marriott,spirit,united-east,care-oregon"
 def shepherd(data_dir: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHEPHERD_")}
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--data-dir", str(data_dir), *args],
+        [sys.executable, "-m", "bot.cli.main", "--data-dir", str(data_dir), *args],
         capture_output=True, text=True, timeout=timeout, env=env,
     )
 
@@ -105,7 +105,7 @@ def test_bad_input_is_one_clear_line_and_starts_nothing(tmp_path: Path, args: li
 def test_second_process_is_refused_while_dev_runs(data_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHEPHERD_")}
     dev = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "--data-dir", str(data_dir), "dev"],
+        [sys.executable, "-m", "bot.cli.main", "--data-dir", str(data_dir), "dev"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     try:

@@ -17,8 +17,8 @@ import pytest
 
 from bot.adapters.postgres import apply_migrations, make_pool
 from bot.config import parse_config
-from bot.jobs import new_job_id
-from bot.purge_jobs import PurgeJobService
+from bot.jobs.ids import new_job_id
+from bot.purge.service import PurgeJobService
 from commands.chunks import plan_purge
 from commands.models import CustomerRef, DateRange, PurgeDayCount
 from tests.integration.test_backfill_crash import ROOT, start_worker, worker_setup

@@ -12,9 +12,9 @@ import pytest
 from temporalio.client import WorkflowFailureError
 
 from bot.errors import ConflictError
-from bot.jobs import new_job_id
+from bot.jobs.ids import new_job_id
 from bot.planning import PlanningService, PurgeRequest
-from bot.purge_jobs import PurgeJobService
+from bot.purge.service import PurgeJobService
 from bot.registry import CustomerRegistry
 from bot.temporal.deps import ActivityDeps
 from bot.temporal.worker import build_worker

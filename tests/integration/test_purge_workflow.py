@@ -15,8 +15,8 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from bot.purge.workflow import Purge
 from bot.temporal.models import ChunkInput, ChunkResult, ChunkSpec, PurgeInput, PurgeProgress, ReleaseLocksInput
-from bot.temporal.purge_workflow import Purge
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 DRIFT = "the data changed since approval: chunk 1 of cluster a has 120 live rows, plan said 100 (tolerance 1%)"

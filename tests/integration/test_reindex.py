@@ -9,9 +9,9 @@ import pytest
 
 from bot.adapters.clickhouse import ChdbClickHouse
 from bot.adapters.postgres import make_pool
+from bot.backfill.reindex import Progress, Reindexer
 from bot.config import parse_config
-from bot.demo import DemoSpec, demo_config, load_demo
-from bot.reindex import Progress, Reindexer
+from bot.embedded.demo import DemoSpec, demo_config, load_demo
 
 SPEC = DemoSpec(scale=0.002, seed=5)
 START, END = date(2026, 1, 3), date(2026, 1, 12)

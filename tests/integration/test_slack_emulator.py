@@ -22,8 +22,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.contract import Contract, default_contract_path
-from bot.slack.emulator import Change, SlackEmulator
+from bot.standins.slack.contract import Contract, default_contract_path
+from bot.standins.slack.emulator import Change, SlackEmulator
 
 SECRET = "test-signing-secret"
 TOKEN = "xoxb-test-token"

@@ -13,9 +13,9 @@ from psycopg_pool import ConnectionPool
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.postgres import apply_migrations, make_pool
-from bot.slack.emulator import SlackEmulator
 from bot.slack.outbox import Outbox
 from bot.slack.poster import SlackPoster
+from bot.standins.slack.emulator import SlackEmulator
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from bot.backfill.source_volumes import SourceVolumes
 from bot.config import SourceTables
-from bot.source_volumes import SourceVolumes
-from bot.target_schema import create_source_tables
+from bot.embedded.schema import create_source_tables
 from commands.models import DateRange
 
 pytestmark = pytest.mark.integration

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from bot.adapters.clusters import ClusterLookup, LookupResult
+from bot.cli.verify import add_verify_parser, run_verify
 from bot.errors import UserInputError
 from bot.registry import CustomerRegistry
 from bot.settings import Settings
-from bot.verify import VerifyService
-from bot.verify_cli import add_verify_parser, run_verify
+from bot.verify.service import VerifyService
 from commands.verify_report import report_text
 
 pytestmark = pytest.mark.integration
@@ -178,14 +178,14 @@ def test_the_cli_checks_its_input_first(tmp_path: Any) -> None:
 async def test_the_slack_flow_posts_the_report_here_or_in_the_jobs_thread(before: Any, clean: Any) -> None:
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.approvals import Approvals
-    from bot.audit import AuditLog
-    from bot.job_records import JobRecords
+    from bot.jobs.approvals import Approvals
+    from bot.jobs.audit import AuditLog
+    from bot.jobs.records import JobRecords
     from bot.planning import PlanningService
     from bot.slack.deps import SlackDeps, Who
-    from bot.slack.emulator import SlackEmulator
     from bot.slack.out import SlackOut
     from bot.slack.verify_flow import VerifyFlow
+    from bot.standins.slack.emulator import SlackEmulator
     from commands.grammar import parse
     from commands.models import DateRange, PurgePlan
 
@@ -242,7 +242,7 @@ def test_the_cli_end_to_end_on_the_embedded_stack(tmp_path: Any) -> None:
     data.mkdir()
     (data / "demo.json").write_text(json.dumps({"scale": 0.002, "seed": 7}))
     script = ("import argparse, sys; from datetime import date; from bot.settings import Settings;"
-              " from bot.verify_cli import add_verify_parser, run_verify; p = argparse.ArgumentParser();"
+              " from bot.cli.verify import add_verify_parser, run_verify; p = argparse.ArgumentParser();"
               " add_verify_parser(p.add_subparsers(dest='command')); a = p.parse_args(['verify', *sys.argv[1:]]);"
               " sys.exit(run_verify(Settings(), a, date(2026, 2, 24)))")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SHEPHERD_")}, "SHEPHERD_DATA_DIR": str(data)}

@@ -12,16 +12,17 @@ from typing import Any
 
 import pytest
 
+from bot.backfill.activities import last_heartbeat, resume_point
+from bot.backfill.reindex import Reindexer
+from bot.backfill.service import check_backfill_plan, window_specs
+from bot.backfill.workflows import BackfillJob, start_to_close, window_workflow_id
+from bot.cli.worker import add_worker_parser, apply_worker_args
 from bot.config import parse_config
-from bot.demo import DemoSpec, demo_config
+from bot.embedded.demo import DemoSpec, demo_config
 from bot.errors import UserInputError
-from bot.jobs import check_backfill_plan, new_job_id, window_specs
-from bot.reindex import Reindexer
+from bot.jobs.ids import new_job_id
 from bot.settings import Settings
-from bot.temporal.backfill_activities import last_heartbeat, resume_point
-from bot.temporal.backfill_workflows import BackfillJob, start_to_close, window_workflow_id
 from bot.temporal.models import BackfillJobInput
-from bot.worker_cli import add_worker_parser, apply_worker_args
 from commands.models import CustomerRef, DateRange, DayVolume
 from commands.schedule import plan_backfill
 

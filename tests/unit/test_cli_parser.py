@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import build_parser, main
+from bot.cli.main import build_parser, main
 
 
 @pytest.mark.parametrize("argv", [

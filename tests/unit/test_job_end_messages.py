@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from bot.job_end import NAMED, failed_message, verdict_message, verify_id
+from bot.monitor.job_end import NAMED, failed_message, verdict_message, verify_id
 from commands.verify_report import Mismatch, Totals, VerifyReport, report_json
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.serve import EVENTS_PATH
+from bot.cli.serve import EVENTS_PATH
 from commands.grammar import ROOTS, USAGE
 
 MANIFEST = yaml.safe_load((Path(__file__).resolve().parents[2] / "manifest.yml").read_text())

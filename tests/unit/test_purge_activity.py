@@ -14,10 +14,10 @@ from temporalio.testing import ActivityEnvironment
 
 from bot.adapters.clusters import ClusterLookup
 from bot.config import Cluster, Region, parse_config
-from bot.demo import DemoSpec, demo_config
+from bot.embedded.demo import DemoSpec, demo_config
+from bot.purge.activities import PurgeActivities, chunk_tag
 from bot.temporal.deps import ActivityDeps
 from bot.temporal.models import ChunkInput, ChunkSpec
-from bot.temporal.purge_activities import PurgeActivities, chunk_tag
 
 CONFIG = parse_config(demo_config(DemoSpec(scale=0.01)))
 
@@ -192,7 +192,7 @@ def test_another_chunks_mutation_is_not_mistaken_for_ours() -> None:
 
 
 def test_waits_while_the_table_has_too_many_unfinished_mutations(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bot.temporal.purge_activities.QUEUE_POLL_S", 0.01)
+    monkeypatch.setattr("bot.purge.activities.QUEUE_POLL_S", 0.01)
     ch, env = FakeClickHouse(live=100, unfinished=[3, 3, 2]), ActivityEnvironment()
     seen = beats(env)
     run(ch, chunk_input(), env)

@@ -7,9 +7,9 @@ from datetime import date
 import pytest
 
 from bot.errors import UserInputError
-from bot.purge_jobs import check_purge_plan
+from bot.purge.activities import chunk_tag
+from bot.purge.service import check_purge_plan
 from bot.temporal.models import ChunkInput, ChunkSpec
-from bot.temporal.purge_activities import chunk_tag
 from commands.chunks import plan_purge
 from commands.models import CustomerRef, DateRange, PurgeDayCount, PurgePolicy
 

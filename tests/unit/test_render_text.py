@@ -17,9 +17,9 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 
-from bot.slack.emulator_blocks import with_ids
-from bot.slack.emulator_model import Message
-from bot.slack.render_text import mrkdwn_text, plain, render_message
+from bot.standins.console.render_text import mrkdwn_text, plain, render_message
+from bot.standins.slack.block_checks import with_ids
+from bot.standins.slack.model import Message
 
 NAMES = {"U0SHEPHERD": "shepherd", "U_ALICE": "alice", "C_OPS": "ops"}
 TABLE = "customer   window  windows\nhilton         5d        4\nmarriott      10d        2"

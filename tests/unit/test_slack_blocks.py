@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 from slack_sdk.models.blocks import SectionBlock
 
-from bot.job_view import snapshots
+from bot.monitor.job_view import snapshots
 from bot.slack import blocks, job_blocks, status_blocks
 from bot.slack.messages import MAX_BLOCKS, Message, MessageTooLarge, section, table_sections
 from bot.temporal.models import BackfillProgress, WindowState
