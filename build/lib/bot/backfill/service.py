@@ -1,0 +1,289 @@
+"""The client API of backfill jobs for the rest of the bot (Slack layer, monitor, CLI).
+
+Nothing here leaks Temporal types: callers get plain dataclasses from bot.temporal.models, and
+Shepherd's errors (UserInputError, ConflictError, UpstreamError).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from bot.config import ShepherdConfig
+from bot.errors import ConflictError, UpstreamError, UserInputError
+from bot.jobs import locks
+from bot.jobs.ids import job_workflow_id
+from bot.temporal.models import BackfillJobInput, BackfillProgress, WindowSpec, WindowState
+from commands.models import BackfillPlan, PurgePlan
+
+RUNNING = {WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW}
+LOCK_GRACE_S = 60.0  # a lock this young is never stale: its job may be starting its workflow
+ACTIVE = ("waiting", "running", "paused", "cancelling")
+
+
+def check_backfill_plan(plan: BackfillPlan, config: ShepherdConfig) -> None:
+    """Refuse a plan that cannot be run, before anything starts."""
+    if not plan.windows:
+        raise UserInputError("the plan has no windows: nothing to backfill")
+    known = {c.name for c in config.clusters}
+    by_customer: dict[str, list[Any]] = defaultdict(list)
+    for w in plan.windows:
+        if w.cluster not in known:
+            raise UserInputError(f"window {w.customer} {w.start}..{w.end} names unknown cluster {w.cluster}")
+        if w.end < w.start:
+            raise UserInputError(f"window {w.customer} {w.start}..{w.end} ends before it starts")
+        by_customer[w.customer].append(w)
+    for customer, windows in by_customer.items():
+        windows.sort(key=lambda w: w.start)
+        for a, b in zip(windows, windows[1:], strict=False):
+            if b.start <= a.end:
+                raise UserInputError(f"windows of {customer} overlap: {a.start}..{a.end} and {b.start}..{b.end}")
+
+
+def window_specs(plan: BackfillPlan) -> list[WindowSpec]:
+    """The plan's windows in the order a job starts them: largest first (the LPT schedule)."""
+    specs = [
+        WindowSpec(key=f"{w.customer}:{w.start}:{w.end}", customer=w.customer, cluster=w.cluster,
+                   start=w.start.isoformat(), end=w.end.isoformat(), conversations=w.conversations,
+                   est_hours_hi=w.est_hours[1])
+        for w in plan.windows
+    ]
+    return sorted(specs, key=lambda s: (-s.conversations, s.customer, s.start))
+
+
+class JobService:
+    def __init__(self, client: Client, pool: Any, config: ShepherdConfig, task_queue: str,
+                 *, heartbeat_timeout_s: float | None = None) -> None:
+        self.client = client
+        self.pool = pool
+        self.config = config
+        self.task_queue = task_queue
+        self.heartbeat_timeout_s = heartbeat_timeout_s or config.backfill.heartbeat_timeout_s
+
+    # ---- start -------------------------------------------------------------------------
+
+    async def start_backfill(self, plan: BackfillPlan, job_id: str, requester: str, channel: str | None = None,
+                             parallel: int | None = None, start_at: datetime | None = None) -> str:
+        """Record the job, lock its (cluster, customer) pairs and start its workflow; once per job id."""
+        check_backfill_plan(plan, self.config)
+        parallel = parallel or plan.parallel
+        if not 1 <= parallel <= self.config.backfill.max_parallel:
+            raise UserInputError(f"--parallel {parallel} must be between 1 and {self.config.backfill.max_parallel}")
+        if start_at is not None and start_at.tzinfo is None:
+            raise UserInputError("--at needs a time zone (or UTC)")
+        workflow_id = job_workflow_id("backfill", job_id)
+        created = await asyncio.to_thread(self._record, job_id, "backfill", requester, channel, plan, workflow_id)
+        if not created and await self._exists(workflow_id):
+            return job_id  # a double click or a retried command: the job is already there
+        inp = self._job_input(job_id, plan, window_specs(plan), parallel, run=1)
+        inp.start_at = start_at.isoformat() if start_at else None
+        await self._lock(job_id, workflow_id, {(w.cluster, w.customer) for w in plan.windows})
+        await self._start(inp, workflow_id, WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        return job_id
+
+    def _job_input(self, job_id: str, plan: BackfillPlan, specs: list[WindowSpec], parallel: int,
+                   run: int) -> BackfillJobInput:
+        bf = self.config.backfill
+        return BackfillJobInput(
+            job_id=job_id, plan_hash=plan.plan_hash, windows=specs, parallel=parallel,
+            window_workflow=bf.window_workflow, window_task_queue=bf.window_task_queue,
+            input_mapping=dict(bf.window_input_mapping), run=run,
+            heartbeat_timeout_s=self.heartbeat_timeout_s, max_attempts=bf.max_attempts,
+            progress_done_key=bf.progress_done_key, progress_total_key=bf.progress_total_key,
+        )
+
+    async def _start(self, inp: BackfillJobInput, workflow_id: str, reuse: WorkflowIDReusePolicy) -> None:
+        try:
+            await self.client.start_workflow(
+                "BackfillJob", inp, id=workflow_id, task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, id_reuse_policy=reuse,
+            )
+        except WorkflowAlreadyStartedError:  # it ran already and closed: starting it again must not rerun it
+            await asyncio.to_thread(locks.release, self.pool, inp.job_id)
+            return
+        except RPCError as err:
+            await asyncio.to_thread(locks.release, self.pool, inp.job_id)
+            await asyncio.to_thread(self._set_state, inp.job_id, "failed", f"could not start: {err.message}")
+            raise UpstreamError(f"Temporal refused to start job {inp.job_id}: {err.message}") from None
+        await asyncio.to_thread(self._set_state, inp.job_id, "running", None)
+
+    def _record(self, job_id: str, kind: str, requester: str, channel: str | None, plan: BackfillPlan | PurgePlan,
+                workflow_id: str) -> bool:
+        """Insert the job's row (or take over its planned row); False when it was there already."""
+        with self.pool.connection() as conn:
+            cur = conn.execute(
+                "INSERT INTO shepherd.jobs (id, kind, state, requester, channel, plan_hash, plan, workflow_id,"
+                " started_at) VALUES (%s, %s, 'running', %s, %s, %s, %s, %s, now())"
+                # A row posted as a plan (or approved) and claimed by its button becomes the running job.
+                " ON CONFLICT (id) DO UPDATE SET state = 'running', plan = EXCLUDED.plan,"
+                " plan_hash = EXCLUDED.plan_hash, workflow_id = EXCLUDED.workflow_id, started_at = now()"
+                " WHERE shepherd.jobs.state IN ('planned', 'starting', 'approved')",
+                (job_id, kind, requester, channel, plan.plan_hash, plan.model_dump_json(), workflow_id),
+            )
+            return bool(cur.rowcount)
+
+    async def _lock(self, job_id: str, workflow_id: str, pairs: set[tuple[str, str]]) -> None:
+        loop = asyncio.get_running_loop()
+
+        def is_running(holder_workflow_id: str) -> bool:  # called from the locking thread
+            return asyncio.run_coroutine_threadsafe(self._is_running(holder_workflow_id), loop).result(timeout=30)
+
+        try:
+            await asyncio.to_thread(locks.acquire, self.pool, job_id, workflow_id, pairs, is_running,
+                                    young_s=LOCK_GRACE_S)
+        except ConflictError as err:
+            await asyncio.to_thread(self._set_state, job_id, "refused", err.message)
+            raise
+
+    async def _is_running(self, workflow_id: str) -> bool:
+        try:
+            desc = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise UpstreamError(f"cannot tell whether {workflow_id} still runs: {err.message}") from None
+        return desc.status in RUNNING
+
+    async def _exists(self, workflow_id: str) -> bool:
+        try:
+            await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise UpstreamError(f"cannot read {workflow_id}: {err.message}") from None
+        return True
+
+    def _set_state(self, job_id: str, state: str, error: str | None = None) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE shepherd.jobs SET state = %s, error = %s WHERE id = %s", (state, error, job_id))
+
+    # ---- read --------------------------------------------------------------------------
+
+    async def progress(self, job_id: str) -> BackfillProgress:
+        """The job's query, with each running window's last heartbeat (from describe()) merged in."""
+        try:
+            progress: BackfillProgress = await self._handle(job_id).query("progress", result_type=BackfillProgress)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise UserInputError(f"no backfill job {job_id}") from None
+            raise UpstreamError(f"cannot read job {job_id}: {err.message}") from None
+        running = [w for w in progress.windows if w.state == "running" and w.workflow_id]
+        beats = await asyncio.gather(*(self.window_heartbeat(w.workflow_id or "") for w in running))
+        for w, beat in zip(running, beats, strict=True):
+            self._merge(w, beat)
+        return progress
+
+    async def window_heartbeats(self, job_id: str) -> dict[str, dict[str, Any]]:
+        """{window key: last heartbeat details} of the job's running windows."""
+        progress = await self.progress(job_id)
+        running = [w for w in progress.windows if w.state == "running" and w.workflow_id]
+        beats = await asyncio.gather(*(self.window_heartbeat(w.workflow_id or "") for w in running))
+        return {w.key: beat for w, beat in zip(running, beats, strict=True)}
+
+    async def window_heartbeat(self, workflow_id: str) -> dict[str, Any]:
+        """The last heartbeat details (with attempt and last failure) of a window's pending activity."""
+        try:
+            desc = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError:
+            return {}
+        for pending in desc.raw_description.pending_activities:
+            beat: dict[str, Any] = {"attempt": pending.attempt}
+            if pending.HasField("last_heartbeat_time"):
+                beat["heartbeat_at"] = pending.last_heartbeat_time.ToDatetime(tzinfo=UTC).isoformat()
+            if pending.last_failure.message:
+                beat["last_failure"] = pending.last_failure.message
+            if pending.heartbeat_details.payloads:
+                decoded = await self.client.data_converter.decode(pending.heartbeat_details.payloads)
+                if decoded and isinstance(decoded[-1], dict):
+                    beat.update(decoded[-1])
+            return beat
+        return {}
+
+    def _merge(self, w: WindowState, beat: dict[str, Any]) -> None:
+        bf = self.config.backfill
+        if bf.progress_done_key in beat:
+            w.done = int(beat[bf.progress_done_key])
+        if bf.progress_total_key in beat:
+            w.total = int(beat[bf.progress_total_key])
+        if beat.get("day"):
+            w.day = str(beat["day"])
+        if beat.get("region"):
+            w.region = str(beat["region"])
+        if beat.get("attempt"):
+            w.attempt = int(beat["attempt"])
+        if beat.get("last_failure"):
+            w.last_failure = str(beat["last_failure"])
+        if beat.get("heartbeat_at"):
+            w.heartbeat_at = str(beat["heartbeat_at"])
+
+    # ---- act ---------------------------------------------------------------------------
+
+    async def throttle(self, job_id: str, parallel: int) -> None:
+        if not 1 <= parallel <= self.config.backfill.max_parallel:
+            raise UserInputError(f"throttle must be between 1 and {self.config.backfill.max_parallel}")
+        await self._signal(job_id, "throttle", parallel)
+
+    async def pause(self, job_id: str) -> None:
+        await self._signal(job_id, "pause")
+
+    async def resume(self, job_id: str) -> None:
+        await self._signal(job_id, "resume")
+
+    async def cancel(self, job_id: str) -> None:
+        """Ask the job to stop: it cancels every running window, waits for them, releases its locks."""
+        try:
+            await self._handle(job_id).cancel()
+        except RPCError as err:
+            raise UserInputError(f"job {job_id} is not running: {err.message}") from None
+
+    async def result(self, job_id: str) -> Any:
+        """Wait for the job's current run (raises temporalio's WorkflowFailureError if it did not finish)."""
+        return await self._handle(job_id).result()
+
+    async def wait(self, job_id: str) -> BackfillProgress:
+        """Wait until the job's current run ends, however it ends; its final progress."""
+        with contextlib.suppress(WorkflowFailureError):
+            await self._handle(job_id).result()
+        return await self.progress(job_id)
+
+    async def retry(self, job_id: str, failed_only: bool = True) -> int:
+        """A new run of a finished job with its failed and cancelled windows (all with failed_only=False)."""
+        progress = await self.progress(job_id)
+        if progress.state in ACTIVE:
+            raise ConflictError(f"job {job_id} is still {progress.state}; cancel it or wait before retrying")
+        plan = await asyncio.to_thread(self._plan_of, job_id)
+        again = {w.key for w in progress.windows if not failed_only or w.state in ("failed", "cancelled")}
+        if not again:
+            raise UserInputError(f"job {job_id} has no failed or cancelled windows to retry")
+        specs = [s for s in window_specs(plan) if s.key in again]
+        inp = self._job_input(job_id, plan, specs, progress.parallel, run=progress.run + 1)
+        workflow_id = job_workflow_id("backfill", job_id)
+        await self._lock(job_id, workflow_id, {(s.cluster, s.customer) for s in specs})
+        await self._start(inp, workflow_id, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        return len(specs)
+
+    def _plan_of(self, job_id: str) -> BackfillPlan:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT plan FROM shepherd.jobs WHERE id = %s", (job_id,)).fetchone()
+        if row is None or row[0] is None:
+            raise UserInputError(f"no job {job_id}")
+        raw = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+        return BackfillPlan.model_validate(raw)
+
+    async def _signal(self, job_id: str, name: str, *args: Any) -> None:
+        try:
+            await self._handle(job_id).signal(name, *args)
+        except RPCError as err:
+            raise UserInputError(f"job {job_id} is not running: {err.message}") from None
+
+    def _handle(self, job_id: str) -> Any:
+        return self.client.get_workflow_handle(job_workflow_id("backfill", job_id))

@@ -1,0 +1,211 @@
+"""BackfillJob (one child per window, at most `parallel` at once) and BackfillWindow (the reindex).
+
+Deterministic workflow code: time from workflow.now(), no I/O; every effect is an activity or a
+child workflow. The window workflow's type and task queue come from the job's input, so a team
+can drive its existing in-house backfill workflow instead of Shepherd's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from bot.temporal.models import (
+        BackfillJobInput,
+        BackfillProgress,
+        ReleaseLocksInput,
+        WindowInput,
+        WindowResult,
+        WindowSpec,
+        WindowState,
+    )
+
+RELEASE_TIMEOUT = timedelta(minutes=2)
+MIN_START_TO_CLOSE = timedelta(minutes=2)
+
+
+def window_workflow_id(job_id: str, w: WindowSpec) -> str:
+    return f"backfill:{job_id}:{w.customer}:{w.start}:{w.end}"
+
+
+def start_to_close(est_hours_hi: float) -> timedelta:
+    """About twice the pessimistic estimate, never under MIN_START_TO_CLOSE."""
+    return max(timedelta(hours=2 * max(est_hours_hi, 0.0)), MIN_START_TO_CLOSE)
+
+
+@workflow.defn(name="BackfillWindow")
+class BackfillWindow:
+    @workflow.run
+    async def run(self, inp: WindowInput) -> WindowResult:
+        return await workflow.execute_activity(
+            "reindex_window",
+            inp,
+            result_type=WindowResult,
+            start_to_close_timeout=start_to_close(inp.est_hours_hi),
+            heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                backoff_coefficient=2.0,
+                maximum_interval=timedelta(minutes=1),
+                maximum_attempts=inp.max_attempts,
+            ),
+            # A cancelled window ends only once its activity has stopped writing.
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+
+
+def _is_cancel(err: BaseException | None) -> bool:
+    while err is not None:
+        if isinstance(err, CancelledError | asyncio.CancelledError):
+            return True
+        err = err.__cause__
+    return False
+
+
+def _failure_text(err: BaseException) -> str:
+    cause: BaseException | None = err
+    parts: list[str] = []
+    while cause is not None and len(parts) < 4:
+        message = getattr(cause, "message", None) or str(cause)
+        if message and message not in parts:
+            parts.append(message)
+        cause = cause.__cause__
+    return ": ".join(parts)[:500] or type(err).__name__
+
+
+@workflow.defn(name="BackfillJob")
+class BackfillJob:
+    def __init__(self) -> None:
+        self.windows: dict[str, WindowState] = {}
+        self.parallel = 1
+        self.paused = False
+        self.state = "waiting"
+        self.job_id = ""
+        self.start_at: str | None = None
+        self.run_number = 1
+
+    @workflow.signal
+    def throttle(self, parallel: int) -> None:
+        self.parallel = max(1, int(parallel))
+
+    @workflow.signal
+    def pause(self) -> None:
+        self.paused = True
+
+    @workflow.signal
+    def resume(self) -> None:
+        self.paused = False
+
+    @workflow.query
+    def progress(self) -> BackfillProgress:
+        state = "paused" if self.paused and self.state == "running" else self.state
+        return BackfillProgress(job_id=self.job_id, state=state, parallel=self.parallel, paused=self.paused,
+                                start_at=self.start_at, windows=list(self.windows.values()), run=self.run_number)
+
+    @workflow.run
+    async def run(self, inp: BackfillJobInput) -> list[WindowState]:
+        self.job_id, self.parallel, self.start_at, self.run_number = inp.job_id, inp.parallel, inp.start_at, inp.run
+        specs = {w.key: w for w in inp.windows}
+        self.windows = {w.key: WindowState(key=w.key, customer=w.customer, cluster=w.cluster, start=w.start,
+                                           end=w.end, total=w.conversations) for w in inp.windows}
+        running: dict[str, asyncio.Task[Any]] = {}
+        try:
+            if inp.start_at:
+                delay = datetime.fromisoformat(inp.start_at) - workflow.now()
+                if delay > timedelta(0):
+                    await workflow.sleep(delay)  # durable: survives workers and restarts
+            self.state = "running"
+            pending = [w.key for w in inp.windows]  # filled in the given (schedule) order
+            while pending or running:
+                await workflow.wait_condition(
+                    lambda: any(t.done() for t in running.values())
+                    or (not self.paused and bool(pending) and len(running) < self.parallel)
+                )
+                for key in [k for k, t in running.items() if t.done()]:
+                    self._finish(key, running.pop(key))
+                while not self.paused and pending and len(running) < self.parallel:
+                    key = pending.pop(0)
+                    running[key] = asyncio.create_task(self._run_window(inp, specs[key]))
+        except (asyncio.CancelledError, CancelledError):
+            self.state = "cancelling"
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)  # every child has stopped
+            for key, task in running.items():
+                self._finish(key, task)  # one that finished meanwhile stays done
+            now = workflow.now().isoformat()
+            for w in self.windows.values():
+                if w.state in ("pending", "running"):
+                    w.state, w.finished = "cancelled", now
+            self.state = "cancelled"
+            await self._release(inp, "cancelled", None)
+            raise
+        failed = [w for w in self.windows.values() if w.state in ("failed", "cancelled")]
+        if failed:
+            self.state = "failed"
+            names = ", ".join(f"{w.customer} {w.start}..{w.end} ({w.state})" for w in failed)
+            message = f"{len(failed)} of {len(self.windows)} window(s) did not finish: {names}"
+            await self._release(inp, "failed", message)
+            raise ApplicationError(message, type="WindowsFailed", non_retryable=True)
+        await self._release(inp, "done", None)
+        self.state = "done"
+        return list(self.windows.values())
+
+    async def _run_window(self, inp: BackfillJobInput, spec: WindowSpec) -> Any:
+        w = self.windows[spec.key]
+        w.state, w.attempt, w.started = "running", w.attempt + 1, workflow.now().isoformat()
+        w.workflow_id = window_workflow_id(inp.job_id, spec)
+        return await workflow.execute_child_workflow(
+            inp.window_workflow,
+            self._child_input(inp, spec),
+            id=w.workflow_id,
+            task_queue=inp.window_task_queue or workflow.info().task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+
+    def _child_input(self, inp: BackfillJobInput, spec: WindowSpec) -> Any:
+        window = WindowInput(
+            job_id=inp.job_id, customer=spec.customer, cluster=spec.cluster, start=spec.start, end=spec.end,
+            conversations=spec.conversations, est_hours_hi=spec.est_hours_hi,
+            heartbeat_timeout_s=inp.heartbeat_timeout_s, max_attempts=inp.max_attempts,
+            progress_done_key=inp.progress_done_key, progress_total_key=inp.progress_total_key,
+        )
+        if not inp.input_mapping:
+            return window
+        fields = vars(window)
+        return {theirs: fields[ours] for theirs, ours in inp.input_mapping.items()}
+
+    def _finish(self, key: str, task: asyncio.Task[Any]) -> None:
+        w = self.windows[key]
+        w.finished = workflow.now().isoformat()
+        exc = task.exception() if not task.cancelled() else CancelledError("cancelled")
+        if exc is not None:
+            w.state = "cancelled" if _is_cancel(exc) else "failed"
+            w.last_failure = _failure_text(exc)
+            return
+        result = task.result()
+        found: dict[str, Any] = result if isinstance(result, dict) else dict(vars(result)) if hasattr(
+            result, "__dict__") else {}
+        w.state = "done"
+        w.done = w.total = int(found.get("conversations", w.total) or 0)
+        w.region = found.get("region")
+        w.resumed_from = found.get("resumed_from")
+        w.attempt = int(found.get("attempt", w.attempt) or w.attempt)
+        w.day = None
+
+    async def _release(self, inp: BackfillJobInput, state: str, error: str | None) -> None:
+        """Release the job's locks (recording how it ended); a cancel arriving meanwhile waits for it."""
+        task = asyncio.create_task(workflow.execute_activity(
+            "release_locks", ReleaseLocksInput(job_id=inp.job_id, state=state, error=error),
+            start_to_close_timeout=RELEASE_TIMEOUT, retry_policy=RetryPolicy(maximum_attempts=10),
+        ))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:  # every window has already ended: finish releasing, then end as planned
+            await task

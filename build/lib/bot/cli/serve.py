@@ -1,0 +1,101 @@
+"""`shepherd serve`: the Bolt app over HTTP (`--http --port P`) or Socket Mode (`--socket-mode`), the
+monitor (APScheduler, every `monitor.interval_s`) and the Slack outbox poster.
+
+On the embedded stack (no SHEPHERD_POSTGRES_DSN) it also runs a worker in-process, as `shepherd dev` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from bot.app import Runtime, is_embedded, monitoring, open_runtime, slack_app, slack_deps, slack_web_client
+from bot.cli.worker import connect_temporal, run_worker_until
+from bot.errors import ConfigError, UserInputError
+from bot.monitor.service import run_monitor
+from bot.settings import Settings
+
+EVENTS_PATH = "/slack/events"
+
+
+def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
+    serve: argparse.ArgumentParser = sub.add_parser("serve", help="run the Slack app (HTTP or Socket Mode)")
+    mode = serve.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--http", action="store_true", help=f"answer Slack's requests at http://HOST:PORT{EVENTS_PATH}")
+    mode.add_argument("--socket-mode", action="store_true", help="connect out to Slack (SHEPHERD_SLACK_APP_TOKEN)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=3000, help="0 picks a free port (printed)")
+    return serve
+
+
+@contextlib.asynccontextmanager
+async def http_server(app: Any, host: str, port: int) -> AsyncIterator[int]:
+    """Serve the Bolt app's aiohttp application; yields the bound port."""
+    runner = web.AppRunner(app.web_app(path=EVENTS_PATH), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        yield sockets[0].getsockname()[1] if sockets else port
+    finally:
+        await runner.cleanup()
+
+
+async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event) -> None:
+    settings = rt.settings
+    client = await connect_temporal(settings, rt.temporal_address)
+    deps = slack_deps(rt, client, slack_web_client(settings))
+    app = slack_app(settings, deps)
+    worker = None
+    if rt.embedded is not None:
+        worker = asyncio.create_task(run_worker_until(rt, stop))
+    monitor, poster = monitoring(settings, deps)
+    watching = asyncio.create_task(run_monitor(monitor, poster, stop, rt.config.monitor.interval_s))
+    try:
+        if args.socket_mode:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            assert settings.slack_app_token is not None
+            handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            await handler.connect_async()
+            print("shepherd serve: connected to Slack in Socket Mode", flush=True)
+            await stop.wait()
+            await handler.close_async()
+        else:
+            async with http_server(app, args.host, args.port) as port:
+                print(f"shepherd serve: listening on http://{args.host}:{port}{EVENTS_PATH}", flush=True)
+                await stop.wait()
+        await app.shepherd_background.drain()  # finish the work already acknowledged
+    finally:
+        stop.set()
+        await watching
+        if worker is not None:
+            await worker
+
+
+def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.slack_signing_secret is None or settings.slack_bot_token is None:
+        raise ConfigError("environment", ["SHEPHERD_SLACK_BOT_TOKEN and SHEPHERD_SLACK_SIGNING_SECRET must be set"])
+    if args.socket_mode and settings.slack_app_token is None:
+        raise UserInputError("--socket-mode needs the app-level token in SHEPHERD_SLACK_APP_TOKEN (xapp-...)")
+    if not 0 <= args.port <= 65535:
+        raise UserInputError(f"--port {args.port} is not a port number")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        with open_runtime(settings, temporal=is_embedded(settings)) as rt:
+            await serve_until(rt, args, stop)
+
+    asyncio.run(main())
+    return 0

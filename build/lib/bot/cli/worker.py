@@ -1,0 +1,88 @@
+"""`shepherd worker`: Shepherd's workflows and activities against a configured Temporal.
+
+Also used in-process by `shepherd dev`. More workers on the same task queue share the load.
+`add_worker_parser(sub)` adds the subcommand to the CLI; `run_worker(settings, args)` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+from temporalio.client import Client
+
+from bot.app import Runtime, open_runtime
+from bot.errors import UpstreamError, UserInputError
+from bot.settings import Settings
+from bot.temporal.deps import ActivityDeps
+from bot.temporal.worker import build_worker
+
+
+def add_worker_parser(sub: Any) -> argparse.ArgumentParser:
+    """The `worker` subcommand; every option defaults to its SHEPHERD_* setting."""
+    worker: argparse.ArgumentParser = sub.add_parser(
+        "worker", help="run the Temporal worker (needs SHEPHERD_POSTGRES_DSN, SHEPHERD_TEMPORAL_ADDRESS)")
+    worker.add_argument("--address", help="Temporal frontend host:port (SHEPHERD_TEMPORAL_ADDRESS)")
+    worker.add_argument("--namespace", help="Temporal namespace (SHEPHERD_TEMPORAL_NAMESPACE)")
+    worker.add_argument("--tls", action="store_true", default=None, help="connect with TLS (SHEPHERD_TEMPORAL_TLS)")
+    worker.add_argument("--task-queue", help="task queue (SHEPHERD_TEMPORAL_TASK_QUEUE, default shepherd)")
+    worker.add_argument("--max-activities", type=int, default=16, metavar="N",
+                        help="activities run at once by this worker (default 16)")
+    return worker
+
+
+def apply_worker_args(settings: Settings, args: argparse.Namespace | None) -> Settings:
+    if args is None:
+        return settings
+    update = {key: value for key, value in (
+        ("temporal_address", getattr(args, "address", None)),
+        ("temporal_namespace", getattr(args, "namespace", None)),
+        ("temporal_tls", getattr(args, "tls", None)),
+        ("temporal_task_queue", getattr(args, "task_queue", None)),
+    ) if value is not None}
+    return settings.model_copy(update=update) if update else settings
+
+
+async def connect_temporal(settings: Settings, address: str | None) -> Client:
+    if not address:
+        raise UserInputError("no Temporal address: set SHEPHERD_TEMPORAL_ADDRESS (or use `shepherd dev`)")
+    try:
+        return await Client.connect(address, namespace=settings.temporal_namespace, tls=settings.temporal_tls)
+    except Exception as err:
+        raise UpstreamError(f"cannot reach Temporal at {address}: {err}") from None
+
+
+async def run_worker_until(rt: Runtime, stop: asyncio.Event, *, ready: Any = None, max_activities: int = 16) -> None:
+    client = await connect_temporal(rt.settings, rt.temporal_address)
+    deps = ActivityDeps(rt.config, rt.source, rt.pool, rt.lookup)
+    async with build_worker(client, rt.settings.temporal_task_queue, deps, max_activities=max_activities):
+        if ready is not None:
+            ready(client)
+        await stop.wait()
+
+
+def run_worker(settings: Settings, args: argparse.Namespace | None = None) -> int:
+    settings = apply_worker_args(settings, args)
+    max_activities = int(getattr(args, "max_activities", 16) or 16)
+    if max_activities < 1:
+        raise UserInputError("--max-activities must be at least 1")
+    if settings.postgres_dsn is None or settings.temporal_address is None:
+        raise UserInputError(
+            "shepherd worker needs SHEPHERD_POSTGRES_DSN and SHEPHERD_TEMPORAL_ADDRESS "
+            "(on the embedded stack, `shepherd dev` runs a worker in-process)"
+        )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        with open_runtime(settings, temporal=False) as rt:
+            print(f"shepherd worker on task queue {settings.temporal_task_queue} at {rt.temporal_address}",
+                  flush=True)
+            await run_worker_until(rt, stop, max_activities=max_activities)
+
+    asyncio.run(main())
+    return 0

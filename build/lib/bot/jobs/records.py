@@ -1,0 +1,110 @@
+"""Rows of shepherd.jobs and shepherd.job_messages as the Slack layer sees them.
+
+A job's row exists from the moment its plan is posted (state `planned`, or `awaiting_approval`
+for a purge); a button claims it with one conditional UPDATE, so a button acts once however
+often it is clicked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from bot.errors import UserInputError
+
+OPEN_STATES = ("planned", "awaiting_approval", "approved", "starting", "waiting", "running", "paused", "cancelling")
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    kind: str
+    state: str
+    requester: str
+    channel: str | None
+    plan_hash: str | None
+    plan: dict[str, Any] | None
+    params: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+_COLUMNS = "id, kind, state, requester, channel, plan_hash, plan, params, created_at, started_at, finished_at, error"
+
+
+def _row(r: Any) -> JobRow:
+    plan = r[6] if r[6] is None or isinstance(r[6], dict) else json.loads(r[6])
+    params = r[7] if isinstance(r[7], dict) else json.loads(r[7] or "{}")
+    return JobRow(r[0], r[1], r[2], r[3], r[4], r[5], plan, params, *r[8:])
+
+
+class JobRecords:
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    def create(self, job_id: str, kind: str, state: str, requester: str, channel: str | None, plan: BaseModel,
+               params: dict[str, Any]) -> None:
+        plan_hash = getattr(plan, "plan_hash", None)
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO shepherd.jobs (id, kind, state, requester, channel, plan_hash, plan, params)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (job_id, kind, state, requester, channel, plan_hash, plan.model_dump_json(),
+                 json.dumps(params, default=str)),
+            )
+
+    def get(self, job_id: str) -> JobRow:
+        with self.pool.connection() as conn:
+            r = conn.execute(f"SELECT {_COLUMNS} FROM shepherd.jobs WHERE id = %s", (job_id,)).fetchone()
+        if r is None:
+            raise UserInputError(f"no job {job_id} (see /shepherd jobs)")
+        return _row(r)
+
+    def claim(self, job_id: str, from_states: tuple[str, ...], to_state: str) -> JobRow | None:
+        """Move the job from one of `from_states` to `to_state`; None if it was not in one of them."""
+        with self.pool.connection() as conn:
+            r = conn.execute(
+                f"UPDATE shepherd.jobs SET state = %s WHERE id = %s AND state = ANY(%s) RETURNING {_COLUMNS}",
+                (to_state, job_id, list(from_states))).fetchone()
+        return _row(r) if r else None
+
+    def set_state(self, job_id: str, state: str, error: str | None = None, *, finished: bool = False) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE shepherd.jobs SET state = %s, error = COALESCE(%s, error),"
+                " finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
+                (state, error, finished, job_id))
+
+    def recent(self, limit: int = 15, channel: str | None = None) -> list[JobRow]:
+        """Open jobs first (newest first), then the most recent finished ones."""
+        where, args = "state <> 'dismissed'", []
+        if channel is not None:
+            where, args = where + " AND channel = %s", [channel]
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM shepherd.jobs WHERE {where}"
+                " ORDER BY (state = ANY(%s)) DESC, created_at DESC LIMIT %s",
+                (*args, list(OPEN_STATES), limit)).fetchall()
+        return [_row(r) for r in rows]
+
+    # ---- the Slack messages a job owns --------------------------------------------------
+
+    def set_message(self, job_id: str, purpose: str, channel: str, ts: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO shepherd.job_messages (job_id, purpose, channel, ts) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (job_id, purpose) DO UPDATE SET channel = EXCLUDED.channel, ts = EXCLUDED.ts",
+                (job_id, purpose, channel, ts))
+
+    def message(self, job_id: str, purpose: str) -> tuple[str, str] | None:
+        with self.pool.connection() as conn:
+            r = conn.execute("SELECT channel, ts FROM shepherd.job_messages WHERE job_id = %s AND purpose = %s",
+                             (job_id, purpose)).fetchone()
+        return (r[0], r[1]) if r else None
+

@@ -1,0 +1,172 @@
+"""Planning service: read volumes from the stores (one grouped query per source), then call the
+pure planners in `commands/`.
+
+Postgres gives the backfill volumes (non-appeal scorecards per customer and day); each cluster's
+ClickHouse gives the rows a purge would delete (per customer and day, both tables).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from bot.adapters.clusters import ClusterLookup, LookupResult
+from bot.adapters.sql import ch_table
+from bot.backfill.source_volumes import SourceVolumes
+from bot.config import ShepherdConfig
+from bot.errors import UserInputError
+from bot.registry import CustomerRegistry
+from commands.chunks import plan_purge_days
+from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDays, PurgePlan
+from commands.schedule import plan_backfill_series
+
+
+@dataclass(frozen=True)
+class BackfillRequest:
+    customers: tuple[str, ...] | None  # None: all
+    range: DateRange | None = None  # None: the configured default range
+    window_days: int | None = None  # None: the policy decides
+    parallel: int | None = None  # None: configured default
+
+
+@dataclass(frozen=True)
+class PurgeRequest:
+    customers: tuple[str, ...] | None
+    range: DateRange | None = None
+    types: tuple[int, ...] | None = None  # None: the configured appeal types
+    clusters: tuple[str, ...] | None = None  # None: every cluster
+    max_rows: int | None = None  # None: the configured cap
+
+
+@dataclass
+class PurgePlanResult:
+    plan: PurgePlan
+    lookups: dict[str, LookupResult] = field(default_factory=dict)
+
+
+class PlanningService:
+    def __init__(
+        self,
+        config: ShepherdConfig,
+        registry: CustomerRegistry,
+        source: Any,  # psycopg ConnectionPool of the source database
+        lookup: ClusterLookup,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.source = source
+        self.lookup = lookup
+        self.volumes = SourceVolumes(source, config.source, config.appeal_types)
+
+    def default_range(self, today: date) -> DateRange:
+        return self.config.default_range.resolve(today)
+
+    def range_for(self, start: date | None, end: date | None, today: date) -> DateRange:
+        """--from/--to as typed; a missing end is the default range's."""
+        default = self.default_range(today)
+        lo, hi = start or default.start, end or default.end
+        if lo > hi:
+            raise UserInputError(f"--from {lo} is after --to {hi}")
+        return DateRange(start=lo, end=hi)
+
+    # ---- backfill ------------------------------------------------------------------
+
+    def plan_backfill(self, req: BackfillRequest, today: date) -> BackfillPlan:
+        customers = self.registry.resolve(req.customers)
+        rng = req.range or self.default_range(today)
+        parallel = req.parallel or self.config.backfill.default_parallel
+        if not 1 <= parallel <= self.config.backfill.max_parallel:
+            raise UserInputError(
+                f"--parallel {parallel} must be between 1 and {self.config.backfill.max_parallel}"
+            )
+        series = self.backfill_series(customers, rng)
+        return plan_backfill_series(
+            series, customers, rng, self.config.windows, self.config.throughput, parallel, req.window_days
+        )
+
+    def backfill_series(self, customers: Sequence[CustomerRef], rng: DateRange) -> dict[str, list[int]]:
+        """Each customer's volume on every day of `rng` (what the planner needs)."""
+        return self.volumes.day_series([c.name for c in customers], rng)
+
+    def backfill_volumes(self, customers: Sequence[CustomerRef], rng: DateRange) -> list[DayVolume]:
+        return self.volumes.day_volumes([c.name for c in customers], rng)
+
+    # ---- purge ---------------------------------------------------------------------
+
+    def plan_purge(self, req: PurgeRequest, today: date) -> PurgePlanResult:
+        customers = self.registry.resolve(req.customers)
+        clusters = self.registry.check_clusters(req.clusters)
+        customers = [c for c in customers if c.cluster in clusters]
+        if not customers:
+            raise UserInputError("none of those customers lives on the chosen clusters")
+        rng = req.range or self.default_range(today)
+        types = req.types or self.config.appeal_types
+        policy = self.config.purge
+        if req.max_rows is not None:
+            policy = policy.model_copy(update={"max_rows_per_mutation": req.max_rows})
+        found, lookups = self.purge_days(customers, rng, types)
+        return PurgePlanResult(plan_purge_days(found, customers, rng, types, policy), lookups)
+
+    def purge_days(
+        self, customers: Sequence[CustomerRef], rng: DateRange, types: Sequence[int]
+    ) -> tuple[dict[str, PurgeDays], dict[str, LookupResult]]:
+        """Per customer, its days with rows of `types` to delete in its cluster, and how each cluster was reached."""
+        by_cluster: dict[str, list[str]] = defaultdict(list)
+        for c in customers:
+            by_cluster[c.cluster].append(c.name)
+
+        def one(cluster: str, names: list[str]) -> tuple[LookupResult, list[PurgeDays]]:
+            found = self.lookup.connect(cluster)
+            return found, self._cluster_days(found, cluster, names, rng, types)
+
+        days: dict[str, PurgeDays] = {}
+        lookups: dict[str, LookupResult] = {}
+        # Clusters are separate servers: ask them all at once (the plan waits for the slowest, not the sum).
+        with ThreadPoolExecutor(max_workers=max(len(by_cluster), 1)) as pool:
+            futures = {cluster: pool.submit(one, cluster, names) for cluster, names in sorted(by_cluster.items())}
+            for cluster, future in futures.items():
+                lookups[cluster], found = future.result()
+                days.update((entry.customer, entry) for entry in found)
+        return days, lookups
+
+    def _cluster_days(
+        self, found: LookupResult, cluster: str, names: list[str], rng: DateRange, types: Sequence[int]
+    ) -> list[PurgeDays]:
+        ch = found.client
+        cards = ch_table(ch.database, self.config.target.scorecards)
+        scores = ch_table(ch.database, self.config.target.scores)
+        where = (
+            "customer_id IN {customers:Array(String)} AND day BETWEEN {lo:Date} AND {hi:Date}"
+            " AND scorecard_type IN {types:Array(UInt8)}"
+        )
+        # One round trip per cluster, one row per customer: its days with rows, in order, and both tables'
+        # counts on each. Scorecard ids are unique (the source's primary key), so the scores' semi-join
+        # needs the id alone: 3x faster than a tuple. PREWHERE reads the other columns only for the scores
+        # it keeps; both tables are sorted by (customer_id, day), so they are counted in that order.
+        query = (
+            "SELECT customer_id, arrayMap(t -> t.1, r), arrayMap(t -> t.2, r), arrayMap(t -> t.3, r) FROM ("
+            " SELECT customer_id, arraySort(groupArray((day, toUInt32(c), toUInt32(s)))) AS r FROM ("
+            "  SELECT customer_id, day, sum(c) AS c, sum(s) AS s FROM ("
+            f"   SELECT customer_id, day, count() AS c, toUInt64(0) AS s FROM {cards} WHERE {where}"
+            "    GROUP BY customer_id, day"
+            f"   UNION ALL SELECT customer_id, day, toUInt64(0) AS c, count() AS s FROM {scores}"
+            f"    PREWHERE scorecard_id IN (SELECT scorecard_id FROM {cards} WHERE {where})"
+            "    WHERE customer_id IN {customers:Array(String)} AND day BETWEEN {lo:Date} AND {hi:Date}"
+            "    GROUP BY customer_id, day"
+            "  ) GROUP BY customer_id, day"
+            " ) GROUP BY customer_id"
+            ") SETTINGS optimize_aggregation_in_order = 1"
+        )
+        params = {"customers": names, "lo": rng.start, "hi": rng.end, "types": list(types)}
+        return [
+            PurgeDays(cluster, customer, [_as_date(d) for d in days], counts_cards, counts_scores)
+            for customer, days, counts_cards, counts_scores in ch.query(query, params)
+        ]
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

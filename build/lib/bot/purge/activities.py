@@ -1,0 +1,249 @@
+"""The purge chunk activity: recount (drift guard), wait for the mutation queue, delete, wait.
+
+Every delete carries a tag unique to its chunk (`shepherd:{job}:{cluster}:{index}`, bound as a
+parameter in a tautology `{tag:String} != ''`); ClickHouse keeps it in `system.mutations.command`.
+So any attempt finds the mutation an earlier attempt issued, even one killed before it could
+heartbeat the mutation's id, and follows it instead of issuing another: a chunk's delete is issued
+once. Both strategies are asynchronous mutations (`ALTER TABLE ... DELETE` with
+`mutations_sync = 0`, `DELETE FROM` with `lightweight_deletes_sync = 0`), polled while heartbeating.
+A cancel requested by the workflow kills the chunk's own mutation; a worker shutdown or a timed-out
+attempt leaves it running for the next attempt to follow.
+
+The workflow may start a chunk while the chunk before it (on the other table) is still running; it
+then passes that chunk as `previous`, and the guard recounts both in one query: a chunk never runs
+after a chunk whose data changed. Polling is paced by how long this table's last mutations took.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from bot.adapters.ports import ClickHouse
+from bot.adapters.sql import ch_table
+from bot.temporal.deps import ActivityDeps
+from bot.temporal.models import ChunkInput, ChunkResult, ChunkSpec
+
+# A mutation takes tens of milliseconds on a small part, minutes on a big one. The first poll comes
+# at POLL_EARLY x the table's recent duration, then every POLL_STEP x it (at least POLL_MIN_S); past
+# twice the expected time the interval grows by half up to POLL_MAX_S.
+POLL_EARLY, POLL_STEP, POLL_MIN_S, POLL_GROWTH, POLL_MAX_S = 0.6, 0.1, 0.01, 1.5, 1.0
+EXPECTED_FIRST_S = 0.1
+_recent: dict[tuple[str, str], float] = {}  # (database, table) -> recent mutation seconds, this process
+QUEUE_POLL_S = 1.0  # while other mutations fill the table's queue
+RECOUNT_EVERY_S = 10.0  # while a long mutation runs, recount its rows this often for `rows_deleted`
+FIND_TRIES = 20
+
+
+def chunk_tag(inp: ChunkInput) -> str:
+    """The chunk's tag, written into its delete's WHERE (characters that need no quoting only)."""
+    raw = f"shepherd:{inp.job_id}:{inp.cluster}:{inp.chunk.index}"
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", raw)
+
+
+def drift_reason(inp: ChunkInput, live: int, c: ChunkSpec | None = None) -> str:
+    c = c or inp.chunk
+    return (
+        f"the data changed since approval: chunk {c.index} of cluster {inp.cluster} ({c.customer} {c.table} "
+        f"{c.start}..{c.end}) has {live:,} live rows, plan said {c.rows:,} (tolerance {inp.drift_tolerance:.0%});"
+        " nothing more was deleted"
+    )
+
+
+def last_heartbeat(details: Any) -> dict[str, Any]:
+    return dict(details[0]) if details and isinstance(details[0], dict) else {}
+
+
+@dataclass
+class Target:
+    """One chunk's table on one cluster: where to delete, and how to find the mutation."""
+
+    ch: ClickHouse
+    name: str  # the table's name in ch.database
+    where: str  # the chunk's filter, values bound from `params`
+    params: dict[str, Any]
+    tag: str
+
+    @property
+    def qualified(self) -> str:
+        return ch_table(self.ch.database, self.name)
+
+    @property
+    def keys(self) -> dict[str, Any]:
+        return {"d": self.ch.database, "t": self.name}
+
+    def live(self) -> int:
+        return int(self.ch.query(f"SELECT count() FROM {self.qualified} WHERE {self.where}", self.params)[0][0])
+
+    def unfinished(self) -> int:
+        return int(self.ch.query("SELECT count() FROM system.mutations WHERE database = {d:String}"
+                                 " AND table = {t:String} AND NOT is_done", self.keys)[0][0])
+
+    def guard(self, previous: Target | None) -> tuple[int, int, int]:
+        """One round trip: (live rows, live rows of `previous` or 0, unfinished mutations of the table)."""
+        prev = f"(SELECT count() FROM {previous.qualified} WHERE {previous.where})" if previous else "0"
+        row = self.ch.query(
+            f"SELECT (SELECT count() FROM {self.qualified} WHERE {self.where}), {prev}, (SELECT count()"
+            " FROM system.mutations WHERE database = {d:String} AND table = {t:String} AND NOT is_done)",
+            {**self.params, **(previous.params if previous else {}), **self.keys})[0]
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def status(self, mutation_id: str | None) -> tuple[str, bool, str, int] | None:
+        """(mutation_id, is_done, latest_fail_reason, parts_to_do) of our mutation: by id, or by tag."""
+        which = "mutation_id = {m:String}" if mutation_id else "position(command, {needle:String}) > 0"
+        rows = self.ch.query(
+            "SELECT mutation_id, is_done, latest_fail_reason, parts_to_do FROM system.mutations"
+            f" WHERE database = {{d:String}} AND table = {{t:String}} AND {which} ORDER BY create_time DESC LIMIT 1",
+            {**self.keys, "m": mutation_id or "", "needle": f"'{self.tag}'"})
+        return (str(rows[0][0]), bool(rows[0][1]), str(rows[0][2] or ""), int(rows[0][3])) if rows else None
+
+    def find(self) -> tuple[str, bool, str] | None:
+        """(mutation_id, is_done, latest_fail_reason) of this chunk's newest mutation, if any."""
+        rows = self.ch.query(
+            "SELECT mutation_id, is_done, latest_fail_reason FROM system.mutations WHERE database = {d:String}"
+            " AND table = {t:String} AND position(command, {needle:String}) > 0 ORDER BY create_time DESC LIMIT 1",
+            {**self.keys, "needle": f"'{self.tag}'"})
+        return (str(rows[0][0]), bool(rows[0][1]), str(rows[0][2] or "")) if rows else None
+
+    def issue(self, strategy: str) -> None:
+        tagged = f"{self.where} AND {{tag:String}} != ''"
+        params = {**self.params, "tag": self.tag}
+        if strategy == "lightweight":
+            self.ch.command(f"DELETE FROM {self.qualified} WHERE {tagged} SETTINGS lightweight_deletes_sync = 0",
+                            params)
+        else:
+            # The scores' filter reads the scorecards table: on a Replicated table that needs
+            # allow_nondeterministic_mutations (the scorecards do not change while their scores go).
+            self.ch.command(f"ALTER TABLE {self.qualified} DELETE WHERE {tagged}"
+                            " SETTINGS mutations_sync = 0, allow_nondeterministic_mutations = 1", params)
+
+    def kill(self, mutation_id: str) -> None:
+        self.ch.command("KILL MUTATION WHERE database = {d:String} AND table = {t:String}"
+                        " AND mutation_id = {m:String}", {**self.keys, "m": mutation_id})
+
+
+def _cancelled(target: Target, mutation_id: str | None) -> CancelledError:
+    """The activity was cancelled: kill our mutation only if the workflow asked for the cancel."""
+    details = activity.cancellation_details()
+    if mutation_id and details is not None and details.cancel_requested:
+        target.kill(mutation_id)
+    return CancelledError("purge chunk cancelled")
+
+
+class PurgeActivities:
+    def __init__(self, deps: ActivityDeps) -> None:
+        self.deps = deps
+
+    def all(self) -> list[Any]:
+        return [self.purge_chunk]
+
+    def target(self, ch: ClickHouse, inp: ChunkInput, c: ChunkSpec | None = None, p: str = "") -> Target:
+        """The chunk's (or `c`'s) table and filter; `p` prefixes its parameter names (two filters, one query)."""
+        names = self.deps.config.target
+        c = c or inp.chunk
+        appeal = (f"customer_id = {{{p}c:String}} AND day BETWEEN {{{p}lo:Date}} AND {{{p}hi:Date}}"
+                  f" AND scorecard_type IN {{{p}types:Array(UInt8)}}")
+        params = {f"{p}c": c.customer, f"{p}lo": c.start, f"{p}hi": c.end, f"{p}types": list(inp.types)}
+        if c.table == "scorecards":
+            return Target(ch, names.scorecards, appeal, params, chunk_tag(inp))
+        # Scorecard ids are unique, so the scores' filter needs only the id (and the day range for pruning).
+        cards = ch_table(ch.database, names.scorecards)
+        where = (f"customer_id = {{{p}c:String}} AND day BETWEEN {{{p}lo:Date}} AND {{{p}hi:Date}}"
+                 f" AND scorecard_id IN (SELECT scorecard_id FROM {cards} WHERE {appeal})")
+        return Target(ch, names.scores, where, params, chunk_tag(inp))
+
+    @activity.defn(name="purge_chunk", no_thread_cancel_exception=True)
+    def purge_chunk(self, inp: ChunkInput) -> ChunkResult:
+        began = time.monotonic()
+        info = activity.info()
+        last = last_heartbeat(info.heartbeat_details)
+        found = self.deps.lookup.connect(inp.cluster)
+        target, c = self.target(found.client, inp), inp.chunk
+        beat: dict[str, Any] = {"chunk": c.index, "region": found.region, "tag": target.tag}
+        # An earlier attempt may have issued the delete (whether or not it lived to heartbeat it).
+        mine = target.find() if info.attempt > 1 or last else None
+        if mine is not None and mine[2]:
+            target.kill(mine[0])  # it keeps failing: clear it, and delete afresh below
+            mine = None
+        mutation_id: str | None
+        if mine is None:
+            previous = self.target(found.client, inp, inp.previous, "p_") if inp.previous else None
+            live, previous_live, unfinished = target.guard(previous)
+            if inp.previous is not None and previous_live > inp.previous.rows * (1 + inp.drift_tolerance):
+                raise ApplicationError(drift_reason(inp, previous_live, inp.previous), {"chunk": inp.previous.index},
+                                       type="DataDrift", non_retryable=True)
+            if live > c.rows * (1 + inp.drift_tolerance):
+                raise ApplicationError(drift_reason(inp, live), {"chunk": c.index}, type="DataDrift",
+                                       non_retryable=True)
+            if live == 0:
+                return ChunkResult(c.index, 0, None, round(time.monotonic() - began, 3), found.region)
+            if unfinished > inp.max_unfinished_mutations:
+                self._wait_for_queue(target, inp, beat)
+            target.issue(inp.strategy)
+            mutation_id = None  # found by its tag at the first poll
+        else:
+            mutation_id = mine[0]
+            live = int(last.get("live", c.rows))
+        beat.update(live=live, rows_deleted=0)
+        activity.heartbeat(beat)
+        mutation_id, deleted = self._wait_for(target, mutation_id, live, beat)
+        return ChunkResult(c.index, deleted, mutation_id, round(time.monotonic() - began, 3), found.region)
+
+    def _wait_for_queue(self, target: Target, inp: ChunkInput, beat: dict[str, Any]) -> None:
+        """No new mutation while the table has more than `max_unfinished_mutations` unfinished."""
+        while (unfinished := target.unfinished()) > inp.max_unfinished_mutations:
+            activity.heartbeat({**beat, "waiting_for_queue": unfinished})
+            activity.wait_for_cancelled_sync(QUEUE_POLL_S)
+            if activity.is_cancelled():
+                raise _cancelled(target, None)
+
+    def _wait_for(self, target: Target, mutation_id: str | None, live: int,
+                  beat: dict[str, Any]) -> tuple[str, int]:
+        """Poll our mutation until done: (its id, the rows it deleted, i.e. the live rows it was issued for)."""
+        key = (target.ch.database, target.name)
+        expected = _recent.get(key, EXPECTED_FIRST_S)
+        began = recounted = time.monotonic()
+        delay, misses = min(POLL_EARLY * expected, POLL_MAX_S), 0
+        while True:
+            if not activity.is_cancelled():
+                activity.wait_for_cancelled_sync(delay)
+            if activity.is_cancelled():
+                raise _cancelled(target, mutation_id or self._find_quietly(target))
+            row = target.status(mutation_id)
+            if row is None:
+                # A just-issued mutation shows up at once; allow for a lag before giving up on it.
+                if mutation_id is None and (misses := misses + 1) < FIND_TRIES:
+                    delay = 0.05
+                    continue
+                raise ApplicationError(f"mutation {mutation_id or target.tag} on {target.qualified}"
+                                       " disappeared before it was done (or left none to follow)")
+            if mutation_id is None:
+                mutation_id = beat["mutation_id"] = row[0]
+            _, is_done, fail_reason, parts = row
+            if is_done:
+                took = time.monotonic() - began
+                _recent[key] = took if key not in _recent else 0.5 * (_recent[key] + took)
+                return mutation_id, live
+            if fail_reason:
+                target.kill(mutation_id)  # the next attempt deletes afresh
+                raise ApplicationError(f"mutation {mutation_id} on {target.qualified} failed: {fail_reason}",
+                                       type="MutationFailed")
+            if time.monotonic() - recounted >= RECOUNT_EVERY_S:
+                beat["rows_deleted"], recounted = max(live - target.live(), 0), time.monotonic()
+            activity.heartbeat({**beat, "parts_to_do": parts})
+            elapsed = time.monotonic() - began
+            step = max(POLL_STEP * expected, POLL_MIN_S)
+            delay = step if elapsed < 2 * expected else min(max(delay, step) * POLL_GROWTH, POLL_MAX_S)
+
+    @staticmethod
+    def _find_quietly(target: Target) -> str | None:
+        try:
+            mine = target.find()
+        except Exception:  # noqa: BLE001 - cancelling: the kill is best effort, the cancel goes on
+            return None
+        return mine[0] if mine else None

@@ -1,0 +1,73 @@
+"""The client API of purge jobs: start (after approval), progress, pause, resume, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from bot.backfill.service import JobService
+from bot.errors import UserInputError
+from bot.jobs.ids import job_workflow_id
+from bot.temporal.models import ChunkSpec, PurgeInput, PurgeProgress
+from commands.models import PurgePlan
+
+
+def check_purge_plan(plan: PurgePlan, known_clusters: set[str]) -> None:
+    if not any(cp.chunks for cp in plan.clusters):
+        raise UserInputError("the plan has no chunks: nothing to delete")
+    for cp in plan.clusters:
+        if cp.cluster not in known_clusters:
+            raise UserInputError(f"the plan names unknown cluster {cp.cluster}")
+
+
+class PurgeJobService(JobService):
+    async def start_purge(self, plan: PurgePlan, job_id: str, requester: str, channel: str | None = None) -> str:
+        check_purge_plan(plan, {c.name for c in self.config.clusters})
+        policy = self.config.purge
+        inp = PurgeInput(
+            job_id=job_id, plan_hash=plan.plan_hash, types=list(plan.types),
+            clusters={
+                cp.cluster: [ChunkSpec(index=i, customer=c.customer, table=c.table, start=c.start.isoformat(),
+                                       end=c.end.isoformat(), rows=c.rows, over_cap=c.over_cap)
+                             for i, c in enumerate(cp.chunks)]
+                for cp in plan.clusters if cp.chunks
+            },
+            strategy=policy.strategy, max_unfinished_mutations=policy.max_unfinished_mutations,
+            drift_tolerance=policy.drift_tolerance, heartbeat_timeout_s=self.heartbeat_timeout_s,
+            max_attempts=self.config.backfill.max_attempts,
+        )
+        workflow_id = job_workflow_id("purge", job_id)
+        await asyncio.to_thread(self._record, job_id, "purge", requester, channel, plan, workflow_id)
+        pairs = {(cp.cluster, c.customer) for cp in plan.clusters for c in cp.chunks}
+        await self._lock(job_id, workflow_id, pairs)
+        await self.client.start_workflow(
+            "Purge", inp, id=workflow_id, task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+        return job_id
+
+    async def purge_progress(self, job_id: str) -> PurgeProgress:
+        try:
+            progress: PurgeProgress = await self._purge(job_id).query("progress", result_type=PurgeProgress)
+        except RPCError as err:
+            raise UserInputError(f"no purge job {job_id}") from err
+        return progress
+
+    async def purge_pause(self, job_id: str) -> None:
+        await self._purge(job_id).signal("pause")
+
+    async def purge_resume(self, job_id: str) -> None:
+        await self._purge(job_id).signal("resume")
+
+    async def purge_cancel(self, job_id: str) -> None:
+        await self._purge(job_id).cancel()
+
+    async def purge_result(self, job_id: str) -> Any:
+        return await self._purge(job_id).result()
+
+    def _purge(self, job_id: str) -> Any:
+        return self.client.get_workflow_handle(job_workflow_id("purge", job_id))

@@ -1,0 +1,35 @@
+"""Process settings from the environment (prefix SHEPHERD_): secrets, DSNs, where things live.
+
+Secrets are `SecretStr`: their repr is masked, so they cannot leak through logs or exceptions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHEPHERD_", extra="ignore")
+
+    config_path: Path = Path("shepherd.yml")
+    data_dir: Path = Path(".shepherd")  # embedded stack data (shepherd dev, CLI)
+
+    # Postgres: bot state, and by default also the source scorecards. None: embedded server.
+    postgres_dsn: SecretStr | None = None
+    source_dsn: SecretStr | None = None  # None: same database as postgres_dsn
+
+    temporal_address: str | None = None  # None: embedded dev server
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_task_queue: str = "shepherd"
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None  # Socket Mode
+    slack_api_url: str | None = None  # None: https://slack.com/api/
+
+    linear_api_key: SecretStr | None = None
+    linear_api_url: str = "https://api.linear.app/graphql"

@@ -1,0 +1,99 @@
+"""What `/verify` does in Slack: check Postgres against ClickHouse, keep the result as a `verify` job
+(for the Linear write-ups), and post the report in the channel, or with `--job` in that job's thread."""
+
+from __future__ import annotations
+
+import asyncio
+
+from slack_sdk.models.blocks import Block
+
+from bot.errors import UserInputError
+from bot.jobs.ids import new_job_id
+from bot.slack.deps import SlackDeps, Who
+from bot.slack.messages import Message, context, fields, header, note, section, table_sections
+from bot.slack.out import SlackOut
+from bot.verify.service import VerifyService
+from commands import render
+from commands import verbs as v
+from commands.verify_report import (
+    MISMATCH_HEAD,
+    VerifyReport,
+    mismatch_rows,
+    per_customer,
+    sample_line,
+    types_text,
+    verdict,
+)
+
+SLACK_ROWS = 15  # mismatch rows shown in Slack; the CLI's --json lists all of them
+NAMED = 40  # mismatching customers named in Slack
+
+
+def verify_message(report: VerifyReport, job_id: str, requester: str) -> Message:
+    ok = "MATCH" if report.ok else "MISMATCH"
+    blocks: list[Block] = [
+        header(f"Verification {job_id}: {ok}"),
+        fields([
+            ("Checked", f"{len(report.customers)} customers"),
+            ("Matching", str(report.matching)),
+            ("Mismatching", str(len(report.mismatching))),
+            ("Range", f"{report.start} to {report.end}"),
+            ("Appeal types", types_text(report.types)),
+            ("Appeal rows in ClickHouse", f"{report.totals.appeal_scorecards:,} scorecards, "
+                                          f"{report.totals.appeal_scores:,} scores"),
+        ]),
+    ]
+    if (s := sample_line(report)) is not None:
+        blocks.append(context(s))
+    if report.mismatches:
+        named = per_customer(report)
+        more = f"; and {len(named) - NAMED} more" if len(named) > NAMED else ""
+        blocks.append(section("*Mismatching:* " + "; ".join(named[:NAMED]) + more))
+        rows, rest = mismatch_rows(report, SLACK_ROWS)
+        lines = render.table(MISMATCH_HEAD, rows, right={3, 4, 5}).split("\n")
+        blocks += table_sections(lines)
+        if rest:
+            blocks.append(context(f"{rest:,} more rows not shown (of {len(report.mismatches):,}); "
+                                  "`shepherd verify ... --json` lists them all"))
+    icon = ":white_check_mark:" if report.ok else ":x:"
+    blocks.append(section(f"{icon} {verdict(report)}"))
+    t = report.timings
+    blocks.append(context(f"requested by <@{requester}> · Postgres {t.get('postgres', 0):.1f} s · ClickHouse "
+                          f"{t.get('clickhouse', 0):.1f} s · {t.get('total', 0):.1f} s in all"))
+    return Message(f"Verification {job_id}: {verdict(report)}", blocks)
+
+
+class VerifyFlow:
+    def __init__(self, deps: SlackDeps, out: SlackOut, verify: VerifyService) -> None:
+        self.deps = deps
+        self.out = out
+        self.verify = verify
+
+    async def run(self, cmd: v.Verify, who: Who) -> str:
+        """Returns the verification's job id (v-...)."""
+        thread: tuple[str, str] | None = None
+        if cmd.job is not None:
+            await asyncio.to_thread(self.deps.records.get, cmd.job)  # an unknown job is a clear error
+            thread = await asyncio.to_thread(self.deps.records.message, cmd.job, "status")
+            if thread is None:
+                raise UserInputError(f"job {cmd.job} has no thread yet (it has not started); run /verify without "
+                                     "--job, or once it runs")
+        self.verify.registry.resolve(cmd.customers)  # unknown names are refused before any query
+        today = self.deps.now().astimezone(self.deps.tz).date()
+        self.verify.range_for(cmd.start, cmd.end, today)
+        what = f"a sample of {cmd.sample}" if cmd.sample else (
+            "all customers" if cmd.customers is None else ", ".join(cmd.customers[:5])
+            + (f" and {len(cmd.customers) - 5} more" if len(cmd.customers) > 5 else ""))
+        where = f"in the thread of {cmd.job}" if cmd.job else "here"
+        await who.reply(note(f":mag: Verifying {what} against Postgres; the report will be posted {where}."))
+        report = await asyncio.to_thread(self.verify.verify, cmd.customers, cmd.sample, cmd.start, cmd.end,
+                                         cmd.types, None, today=today)
+        job_id = new_job_id("verify")
+        await asyncio.to_thread(self.verify.record, self.deps.records.pool, job_id, report, who.user, who.channel,
+                                cmd.job)
+        msg = verify_message(report, job_id, who.user)
+        if thread is not None:
+            await self.out.post(thread[0], msg, thread_ts=thread[1])
+        else:
+            await self.out.post(who.channel, msg)
+        return job_id

@@ -1,0 +1,121 @@
+"""`shepherd dev`: everything in one process on embedded parts, with a console to play Slack in.
+
+The embedded stack with the demo dataset, a Temporal worker, the Bolt app on a local port, and
+the Slack stand-in delivering what the console types (as alice, bob, carol or dave in #ops).
+`--script FILE` runs console lines and exits non-zero at the first that fails; `--ready-exit`
+starts everything, reports, and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from bot.app import Runtime, monitoring, open_runtime, slack_app, slack_deps
+from bot.cli.worker import connect_temporal, run_worker_until
+from bot.monitor.service import run_monitor
+from bot.settings import Settings
+
+DEMO_USERS = {"U_ALICE": "alice", "U_BOB": "bob", "U_CAROL": "carol", "U_DAVE": "dave"}
+DEMO_CHANNELS = {"C_OPS": "ops", "C_RANDOM": "random"}
+
+
+def _banner(rt: Runtime, settings: Settings, seconds: float, app_url: str) -> str:
+    return (
+        f"shepherd dev ready in {seconds:.1f} s\n"
+        f"  data:      {settings.data_dir}\n"
+        f"  temporal:  {rt.temporal_address} (worker on task queue {settings.temporal_task_queue})\n"
+        f"  demo:      {len(rt.registry)} customers on {len(rt.config.clusters)} clusters "
+        f"(config written to {settings.data_dir / 'shepherd.yml'})\n"
+        f"  slack:     local stand-in; the Bolt app answers at {app_url}\n"
+        "  people:    alice (operator, approver), bob (approver), carol (operator), dave (neither); channel #ops\n"
+        "Try: /backfill plan hilton --window 5d, click 1, /purge oportun --types 1-3, /as bob, click 1, "
+        "/shepherd help"
+    )
+
+
+def _emulator(signing_secret: str, token: str) -> Any:
+    from bot.standins.slack.emulator import SlackEmulator
+
+    emu = SlackEmulator(signing_secret=signing_secret, bot_token=token).start()
+    for uid, name in DEMO_USERS.items():
+        emu.add_user(uid, name)
+    for cid, name in DEMO_CHANNELS.items():
+        emu.add_channel(cid, name, members=DEMO_USERS)
+    return emu
+
+
+async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit: bool, script: Path | None,
+                   stop: asyncio.Event) -> int:
+    from bot.app import slack_web_client
+    from bot.cli.serve import EVENTS_PATH, http_server
+    from bot.standins.console.console import Console
+    from bot.standins.linear import LinearStandIn
+
+    secret, token = secrets.token_hex(16), "xoxb-dev-" + secrets.token_hex(8)
+    emu = _emulator(secret, token)
+    linear_key = "lin_api_dev_" + secrets.token_hex(8)
+    linear = LinearStandIn(api_key=linear_key)
+    linear.start()
+    linear.add_issue("CONVI-6259")
+    try:
+        settings = settings.model_copy(update={"slack_signing_secret": SecretStr(secret),
+                                               "slack_bot_token": SecretStr(token), "slack_api_url": emu.api_url,
+                                               "linear_api_key": SecretStr(linear_key), "linear_api_url": linear.url})
+        rt.settings = settings
+        client = await connect_temporal(settings, rt.temporal_address)
+        deps = slack_deps(rt, client, slack_web_client(settings))
+        app = slack_app(settings, deps)
+        worker_ready = asyncio.Event()
+        worker = asyncio.create_task(run_worker_until(rt, stop, ready=lambda _: worker_ready.set()))
+        monitor, poster = monitoring(settings, deps)
+        watching = asyncio.create_task(run_monitor(monitor, poster, stop, min(rt.config.monitor.interval_s, 5.0)))
+        try:
+            await asyncio.wait([asyncio.create_task(worker_ready.wait()), worker], return_when=asyncio.FIRST_COMPLETED)
+            async with http_server(app, "127.0.0.1", 0) as port:
+                emu.app_url = f"http://127.0.0.1:{port}{EVENTS_PATH}"
+                print(_banner(rt, settings, time.monotonic() - began, emu.app_url), flush=True)
+                console = Console(emu, default_user="U_ALICE", default_channel="C_OPS", output=sys.stdout)
+                if script is not None:
+                    return await console.run_script(script)
+                if ready_exit:
+                    return 0
+                if sys.stdin.isatty():
+                    await console.run_interactive()
+                else:
+                    print("Press Ctrl-C to stop.", flush=True)
+                    await stop.wait()
+                return 0
+        finally:
+            stop.set()
+            await app.shepherd_background.drain()
+            await watching
+            await worker
+    finally:
+        emu.close()
+        linear.stop()
+
+
+def run_dev(settings: Settings, *, scale: float | None, seed: int | None, ready_exit: bool,
+            script: Path | None = None) -> int:
+    began = time.monotonic()
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        with open_runtime(settings, temporal=True, scale=scale, seed=seed) as rt:
+            code = await _session(rt, settings, began, ready_exit=ready_exit, script=script, stop=stop)
+            if not ready_exit and script is None:
+                print("\nstopping the embedded stack ...", flush=True)
+            return code
+
+    return asyncio.run(main())

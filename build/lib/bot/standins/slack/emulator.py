@@ -1,0 +1,261 @@
+"""A local Slack stand-in for Shepherd's Bolt app: Slack's Web API, its deliveries, its limits.
+
+An aiohttp server on an ephemeral 127.0.0.1 port, running in its own thread with its own event loop,
+so it serves sync code and any asyncio loop alike. State is in memory, behind one lock.
+
+    emu = SlackEmulator(signing_secret=SECRET, bot_token="xoxb-...").start()   # or `with SlackEmulator(...)`
+    emu.add_user("U_ALICE", "alice"); emu.add_channel("C_OPS", "ops", members=["U_ALICE"])
+    client = AsyncWebClient(token="xoxb-...", base_url=emu.api_url)          # the app talks to it
+    emu.app_url = "http://127.0.0.1:3000/slack/events"                      # where the app listens
+    ack = await emu.slash("U_ALICE", "C_OPS", "/backfill", "plan hilton")    # -> Delivery(status, body, elapsed_s)
+    [msg] = await emu.wait_for(lambda: emu.messages("C_OPS"))
+    await emu.click("U_ALICE", "C_OPS", msg.ts, label="Run")
+
+Public API
+- `SlackEmulator(*, signing_secret, bot_token="xoxb-emulator", app_url=None, team_id="T0SHEPHERD",
+  contract=None, strict=True, bot_user_id="U0SHEPHERD", bot_id="B0SHEPHERD", app_id="A0SHEPHERD",
+  trigger_ttl_s=3.0)`; `start()` (returns self), `close()`, context manager; `api_url` (ends with "/"),
+  `app_url` (settable any time), `bot_user_id`.
+- Directory: `add_user(id, name, *, real_name, tz, is_bot)`, `add_channel(id, name, *, members)` (no members:
+  everyone is in it), `add_usergroup(id, handle, users)`.
+- Deliveries into the app (signed, form-encoded, with a response_url and a trigger_id), each answering
+  the app's ack as `Delivery`: `slash(user, channel, command, text)`, `click(user, channel, message_ts, *,
+  action_id=None, label=None, index=None)` (also on ephemerals, by their own ts; the only button if none is
+  named), `submit_view(user, view_id, values)` (values: block_id -> action_id -> value dict or plain string),
+  `deliver_raw(body, headers)`. A slash command's ack body is shown as Slack shows it: an ephemeral (or, with
+  response_type in_channel, a channel message). A view_submission's `response_action` is applied. A click on
+  an ephemeral has `container.is_ephemeral` true and no `message`, as Slack sends it. A response_url POST
+  replaces or deletes the clicked message only with replace_original/delete_original true; otherwise it
+  adds an ephemeral (or, with response_type in_channel, a channel message).
+- Inspection (copies; users and channels by id or name): `users()` and `channels()` (id -> name),
+  `messages(channel)` (top level, oldest first), `thread(channel, ts)` (replies),
+  `message(channel, ts)` (any, ephemerals too; KeyError if none),
+  `ephemerals(user, channel=None)`, `responses()` (response_url POST bodies, in order), `view(view_id)`,
+  `open_views(user)`, `file_bytes(file_id)`, `calls` (every Web API call and response_url POST as `Call`),
+  `contract_violations`, `contract_unknown`, `contract_source`.
+- `await wait_for(predicate, timeout=10.0)`: polls until the predicate returns something truthy and returns
+  it; a LookupError inside it counts as "not yet"; TimeoutError at the end.
+- `subscribe(callback) -> unsubscribe`: `Change(kind, message)` for new/updated/deleted/ephemeral messages.
+  Callbacks run on the thread that made the change (the emulator's or a delivering caller's): keep them
+  short and thread-safe.
+- Faults: `inject(method | None, *, status, count=1, retry_after=1)` (429 with Retry-After and
+  `ratelimited`, or 5xx), `fault_rate(rate, statuses=(429, 500), seed=0)`.
+
+Web API methods: auth.test, chat.postMessage, chat.update, chat.postEphemeral, chat.delete,
+chat.getPermalink, views.open, views.update, views.push, users.info, conversations.info, usergroups.list,
+usergroups.users.list, files.getUploadURLExternal (+ its upload URL), files.completeUploadExternal; any
+other answers `unknown_method`. Slack's server-side limits are enforced: 50 blocks per message (100 per
+view), 40,000 characters of text (`msg_too_long`), Block Kit element limits (`invalid_blocks`), trigger ids
+single use within 3 s, response_urls 5 uses within 30 minutes. chat.update keeps the text or blocks it is
+not given, as Slack does. One deliberate strictness: a thread_ts that names no message answers
+`thread_not_found`.
+
+Contract: each call of a method the contract has is checked against that operation's parameters
+(bot/standins/slack/contract.py); problems go to `contract_violations` and, with strict=True, the call answers
+`invalid_arguments` with `response_metadata.messages` as Slack does. Arguments the contract does not list
+go to `contract_unknown`. The contract (`contract_source`) is `contract=` if given, else Slack's full
+published spec where this machine has it (`$SHEPHERD_SLACK_CONTRACT`, or `shared/contracts/slack/` beside
+the repository), else the project's trimmed copy of it (bot/standins/contracts/). Slack's 2021 spec lacks
+files.getUploadURLExternal and files.completeUploadExternal (2024): those two are not checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from bot.standins.slack.api import Backend
+from bot.standins.slack.contract import Contract, default_contract_path
+from bot.standins.slack.delivery import Payloads, signed_headers
+from bot.standins.slack.http import ApiServer, Fault
+from bot.standins.slack.loop import BackgroundServer
+from bot.standins.slack.model import Call, Change, Channel, Delivery, Message, SlackError, User, View
+from bot.standins.slack.state import Workspace
+from bot.standins.slack.views import TRIGGER_TTL_S, Views
+
+__all__ = ["SlackEmulator", "Message", "Call", "Change", "Delivery", "View"]
+
+T = TypeVar("T")
+
+
+class SlackEmulator:
+    def __init__(self, *, signing_secret: str, bot_token: str = "xoxb-emulator", app_url: str | None = None,
+                 team_id: str = "T0SHEPHERD", contract: Path | None = None, strict: bool = True,
+                 bot_user_id: str = "U0SHEPHERD", bot_id: str = "B0SHEPHERD", app_id: str = "A0SHEPHERD",
+                 trigger_ttl_s: float = TRIGGER_TTL_S) -> None:
+        self.signing_secret = signing_secret
+        self.app_url = app_url
+        self.bot_user_id = bot_user_id
+        self._ws = Workspace(team_id, bot_user_id, bot_id, app_id)
+        self._views = Views(self._ws, trigger_ttl_s)
+        self._backend = Backend(self._ws, self._views)
+        self.contract_source: Path = contract or default_contract_path()
+        self._server = ApiServer(self._backend, bot_token, Contract.load(self.contract_source), strict)
+        self._payloads = Payloads(self._backend)
+        self._http = BackgroundServer(self._server.app())
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> SlackEmulator:
+        self._backend.base_url = self._http.start()
+        return self
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SlackEmulator:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def api_url(self) -> str:
+        if self._http.base_url is None:
+            raise RuntimeError("the emulator is not started: call start() first")
+        return self._http.base_url + "api/"
+
+    # --- directory ---------------------------------------------------------------------------
+    def add_user(self, user_id: str, name: str, *, real_name: str | None = None, tz: str = "UTC",
+                 is_bot: bool = False) -> None:
+        with self._ws.lock:
+            self._ws.users[user_id] = User(user_id, name, real_name or name.title(), tz, is_bot)
+
+    def add_channel(self, channel_id: str, name: str, *, members: Iterable[str] = ()) -> None:
+        with self._ws.lock:
+            self._ws.channels[channel_id] = Channel(channel_id, name.lstrip("#"), set(members))
+
+    def add_usergroup(self, group_id: str, handle: str, users: Iterable[str]) -> None:
+        self._ws.add_usergroup(group_id, handle, list(users))
+
+    # --- deliveries into the app -------------------------------------------------------------
+    async def _deliver(self, body: bytes, headers: dict[str, str]) -> Delivery:
+        if self.app_url is None:
+            raise RuntimeError("set emulator.app_url to the app's request URL first")
+        return await self._http.post(self.app_url, body, headers)
+
+    async def slash(self, user: str, channel: str, command: str, text: str) -> Delivery:
+        body = self._payloads.slash(user, channel, command, text)
+        delivery = await self._deliver(body, signed_headers(self.signing_secret, body))
+        self._ws.notify(self._payloads.after_slash_ack(user, channel, delivery))
+        return delivery
+
+    async def click(self, user: str, channel: str, message_ts: str, *, action_id: str | None = None,
+                    label: str | None = None, index: int | None = None) -> Delivery:
+        body = self._payloads.click(user, channel, message_ts, action_id=action_id, label=label, index=index)
+        return await self._deliver(body, signed_headers(self.signing_secret, body))
+
+    async def submit_view(self, user: str, view_id: str, values: dict[str, dict[str, Any]]) -> Delivery:
+        view = self._views.get(view_id)
+        body = self._payloads.view_submission(user, view, values)
+        delivery = await self._deliver(body, signed_headers(self.signing_secret, body))
+        if delivery.status == 200:
+            self._views.after_submission(view, delivery.body)
+        return delivery
+
+    async def deliver_raw(self, body: bytes, headers: dict[str, str]) -> Delivery:
+        return await self._deliver(body, headers)
+
+    # --- inspection --------------------------------------------------------------------------
+    def users(self) -> dict[str, str]:
+        """User id -> name, the app's bot user included."""
+        with self._ws.lock:
+            return {u.id: u.name for u in self._ws.users.values()}
+
+    def channels(self) -> dict[str, str]:
+        """Channel id -> name."""
+        with self._ws.lock:
+            return {c.id: c.name for c in self._ws.channels.values()}
+
+    def _channel_id(self, channel: str) -> str:
+        with self._ws.lock:
+            if channel in self._ws.channels:
+                return channel
+            return next((c.id for c in self._ws.channels.values() if c.name == channel.lstrip("#")), channel)
+
+    def messages(self, channel: str) -> list[Message]:
+        return copy.deepcopy([m for m in self._ws.live(self._channel_id(channel)) if not m.is_reply()])
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        replies = [m for m in self._ws.live(self._channel_id(channel)) if m.is_reply() and m.thread_ts == ts]
+        return copy.deepcopy(replies)
+
+    def message(self, channel: str, ts: str) -> Message:
+        try:
+            return copy.deepcopy(self._ws.find(self._channel_id(channel), ts))
+        except SlackError:
+            raise KeyError(f"no message {ts} in {channel}") from None
+
+    def ephemerals(self, user: str, channel: str | None = None) -> list[Message]:
+        found = self._ws.user_by_name(user)
+        uid = found.id if found else user
+        where = self._channel_id(channel) if channel else None
+        return copy.deepcopy([m for m in self._ws.live_ephemerals()
+                              if m.ephemeral_to == uid and where in (None, m.channel)])
+
+    def responses(self) -> list[dict[str, Any]]:
+        with self._ws.lock:
+            return copy.deepcopy(self._ws.response_log)
+
+    def view(self, view_id: str) -> View:
+        return copy.deepcopy(self._views.get(view_id))
+
+    def open_views(self, user: str) -> list[View]:
+        with self._ws.lock:
+            return copy.deepcopy([v for v in self._views.views.values() if v.user == user and not v.closed])
+
+    def file_bytes(self, file_id: str) -> bytes:
+        upload = self._backend.uploads.get(file_id)
+        if upload is None or upload.data is None:
+            raise KeyError(f"no uploaded file {file_id}")
+        return upload.data
+
+    @property
+    def calls(self) -> list[Call]:
+        return self._server.record.calls
+
+    @property
+    def contract_violations(self) -> list[str]:
+        return self._server.record.violations
+
+    @property
+    def contract_unknown(self) -> list[str]:
+        return self._server.record.unknown
+
+    async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(LookupError):
+                value = predicate()
+                if value:
+                    return value
+            if time.monotonic() >= deadline:
+                recent = ", ".join(f"{c.method}:{'ok' if c.ok else c.error}" for c in self.calls[-5:])
+                raise TimeoutError(f"condition not met within {timeout} s (last calls: {recent or 'none'})")
+            await asyncio.sleep(0.02)
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        with self._ws.lock:
+            self._ws.subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._ws.lock, contextlib.suppress(ValueError):
+                self._ws.subscribers.remove(callback)
+
+        return unsubscribe
+
+    # --- faults ------------------------------------------------------------------------------
+    def inject(self, method: str | None, *, status: int, count: int = 1, retry_after: int = 1) -> None:
+        with self._ws.lock:
+            self._server.faults.queued.append(Fault(method, status, count, retry_after))
+
+    def fault_rate(self, rate: float, statuses: Sequence[int] = (429, 500), seed: int = 0) -> None:
+        with self._ws.lock:
+            faults = self._server.faults
+            faults.rate, faults.statuses, faults.rng = rate, tuple(statuses), random.Random(seed)

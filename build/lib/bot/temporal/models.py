@@ -1,0 +1,187 @@
+"""Inputs and results of Shepherd's workflows and activities: one dataclass per call.
+
+Plain dataclasses of str/int/float/list so Temporal's default JSON converter carries them and
+an in-house workflow can be given the same shapes. Dates travel as ISO strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# ---- backfill ---------------------------------------------------------------------------
+
+
+@dataclass
+class WindowSpec:
+    key: str  # "{customer}:{start}:{end}", unique within a job
+    customer: str
+    cluster: str
+    start: str  # ISO date, inclusive
+    end: str  # ISO date, inclusive
+    conversations: int  # planned total
+    est_hours_hi: float  # pessimistic estimate, sets the start-to-close timeout
+
+
+@dataclass
+class BackfillJobInput:
+    job_id: str
+    plan_hash: str
+    windows: list[WindowSpec]  # in the plan's schedule order (largest first)
+    parallel: int
+    start_at: str | None = None  # ISO datetime (UTC); the job sleeps on a durable timer until then
+    window_workflow: str = "BackfillWindow"
+    window_task_queue: str | None = None  # None: the job's own task queue
+    # Which input shape the window workflow takes: "shepherd" (WindowInput) or "mapping"
+    # (a dict built from `input_mapping`: {their_key: our_field}).
+    input_mapping: dict[str, str] = field(default_factory=dict)
+    run: int = 1  # 1 for the first run; retries are later runs of the same job
+    heartbeat_timeout_s: float = 300.0
+    max_attempts: int = 5
+    progress_done_key: str = "ReindexedConversations"
+    progress_total_key: str = "TotalConversationCount"
+
+
+@dataclass
+class WindowInput:
+    job_id: str
+    customer: str
+    cluster: str
+    start: str
+    end: str
+    conversations: int = 0
+    est_hours_hi: float = 1.0
+    heartbeat_timeout_s: float = 300.0
+    max_attempts: int = 5
+    progress_done_key: str = "ReindexedConversations"
+    progress_total_key: str = "TotalConversationCount"
+
+
+@dataclass
+class WindowResult:
+    customer: str
+    start: str
+    end: str
+    conversations: int
+    scorecards: int
+    scores: int
+    region: str
+    lookup_attempts: int
+    resumed_from: str | None  # the day a retried attempt resumed from (None: from the start)
+    seconds: float
+    attempt: int = 1  # the activity attempt that finished the window
+
+
+@dataclass
+class WindowState:
+    key: str
+    customer: str
+    cluster: str
+    start: str
+    end: str
+    state: str = "pending"  # pending | running | done | failed | cancelled
+    attempt: int = 0  # child workflow runs started for this window in this job run
+    done: int = 0
+    total: int = 0
+    started: str | None = None
+    finished: str | None = None
+    last_failure: str | None = None
+    workflow_id: str | None = None
+    region: str | None = None
+    resumed_from: str | None = None  # a retried attempt resumed from this day (its last heartbeat)
+    day: str | None = None  # the day being copied (from the running activity's heartbeat)
+    heartbeat_at: str | None = None  # ISO time of the running activity's last heartbeat (from describe())
+
+
+@dataclass
+class BackfillProgress:
+    job_id: str
+    state: str  # waiting | running | paused | cancelling | done | failed | cancelled
+    parallel: int
+    paused: bool
+    start_at: str | None
+    windows: list[WindowState]
+    run: int = 1  # 1 for the first run of the job; a retry is run 2, 3 ...
+
+
+# ---- purge ------------------------------------------------------------------------------
+
+
+@dataclass
+class ChunkSpec:
+    index: int  # position in the cluster's chain
+    customer: str
+    table: str  # "scores" | "scorecards"
+    start: str
+    end: str
+    rows: int  # planned rows
+    over_cap: bool = False
+
+
+@dataclass
+class PurgeInput:
+    job_id: str
+    plan_hash: str
+    types: list[int]
+    clusters: dict[str, list[ChunkSpec]]  # cluster -> chunks in plan order
+    strategy: str = "mutation"  # mutation | lightweight
+    max_unfinished_mutations: int = 2
+    drift_tolerance: float = 0.01
+    heartbeat_timeout_s: float = 300.0
+    max_attempts: int = 5
+
+
+@dataclass
+class ChunkInput:
+    job_id: str
+    cluster: str
+    chunk: ChunkSpec
+    types: list[int]
+    strategy: str
+    max_unfinished_mutations: int
+    drift_tolerance: float
+    # The chunk started just before this one, still running (on the other table): its guard is
+    # rechecked with this chunk's, so no chunk runs after one whose data changed.
+    previous: ChunkSpec | None = None
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    rows_deleted: int
+    mutation_id: str | None
+    seconds: float
+    region: str
+
+
+@dataclass
+class ChunkState:
+    index: int
+    customer: str
+    table: str
+    start: str
+    end: str
+    rows: int
+    state: str = "pending"  # pending | running | done | failed | cancelled | skipped
+    rows_deleted: int = 0
+    started: str | None = None
+    finished: str | None = None
+    last_failure: str | None = None
+
+
+@dataclass
+class PurgeProgress:
+    job_id: str
+    state: str  # running | paused | done | failed | cancelled | stopped (drift)
+    paused: bool
+    stop_reason: str | None
+    clusters: dict[str, list[ChunkState]]
+
+
+# ---- locks ------------------------------------------------------------------------------
+
+
+@dataclass
+class ReleaseLocksInput:
+    job_id: str
+    state: str | None = None  # the job's final state, recorded in shepherd.jobs with the release
+    error: str | None = None

@@ -1,0 +1,144 @@
+"""Plans as JSON documents and as plain-text tables (CLI output; Slack reuses the tables)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commands.models import BackfillPlan, PurgePlan
+
+
+def hours(pair: tuple[float, float]) -> str:
+    lo, hi = pair
+    return f"{lo:.1f}-{hi:.1f} h"
+
+
+def backfill_plan_json(plan: BackfillPlan) -> dict[str, Any]:
+    return {
+        "from": plan.range.start.isoformat(),
+        "to": plan.range.end.isoformat(),
+        "customers": [
+            {
+                "customer": c.customer,
+                "cluster": c.cluster,
+                "daily_avg": round(c.daily_avg, 1),
+                "window_days": c.window_days,
+                "rule": c.rule,
+                "warnings": list(c.warnings),
+                "windows": [
+                    {
+                        "start": w.start.isoformat(),
+                        "end": w.end.isoformat(),
+                        "conversations": w.conversations,
+                        "est_hours": list(w.est_hours),
+                    }
+                    for w in c.windows
+                ],
+            }
+            for c in plan.customers
+        ],
+        "parallel": plan.parallel,
+        "sequential_hours": list(plan.sequential_hours),
+        "makespan_hours": list(plan.makespan_hours),
+        "lower_bound_hours": list(plan.lower_bound_hours),
+        "plan_hash": plan.plan_hash,
+    }
+
+
+def purge_plan_json(plan: PurgePlan) -> dict[str, Any]:
+    return {
+        "from": plan.range.start.isoformat(),
+        "to": plan.range.end.isoformat(),
+        "types": list(plan.types),
+        "max_rows_per_mutation": plan.max_rows_per_mutation,
+        "clusters": [
+            {
+                "cluster": cp.cluster,
+                "chunks": [
+                    {
+                        "customer": ch.customer,
+                        "table": ch.table,
+                        "start": ch.start.isoformat(),
+                        "end": ch.end.isoformat(),
+                        "rows": ch.rows,
+                        "over_cap": ch.over_cap,
+                    }
+                    for ch in cp.chunks
+                ],
+            }
+            for cp in plan.clusters
+        ],
+        "total_rows": {"scorecards": plan.total_scorecards, "scores": plan.total_scores},
+        "plan_hash": plan.plan_hash,
+    }
+
+
+def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    """A monospaced table; columns in `right` are right-aligned (numbers)."""
+    right = right or set()
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(out).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+def backfill_plan_text(plan: BackfillPlan) -> str:
+    rows = [
+        [
+            c.customer,
+            c.cluster,
+            f"{c.daily_avg:,.0f}",
+            f"{c.window_days}d",
+            c.rule,
+            str(len(c.windows)),
+            f"{sum(w.conversations for w in c.windows):,}",
+            hours((sum(w.est_hours[0] for w in c.windows), sum(w.est_hours[1] for w in c.windows))),
+        ]
+        for c in plan.customers
+    ]
+    head = ["customer", "cluster", "daily avg", "window", "rule", "windows", "conversations", "est. hours"]
+    lines = [
+        f"Backfill plan {plan.plan_hash}: {plan.range.start} to {plan.range.end} "
+        f"({plan.range.days} days), {len(plan.windows)} windows, parallel {plan.parallel}",
+        "",
+        table(head, rows, right={2, 5, 6}),
+        "",
+        f"sequential:  {hours(plan.sequential_hours)}",
+        f"parallel {plan.parallel}:  {hours(plan.makespan_hours)} (LPT makespan)",
+        f"lower bound: {hours(plan.lower_bound_hours)}",
+    ]
+    for c in plan.customers:
+        lines += [f"warning: {c.customer}: {w}" for w in c.warnings]
+    return "\n".join(lines)
+
+
+def purge_plan_text(plan: PurgePlan) -> str:
+    rows = []
+    for cp in plan.clusters:
+        per_customer: dict[str, dict[str, Any]] = {}
+        for ch in cp.chunks:
+            entry = per_customer.setdefault(ch.customer, {"scorecards": 0, "scores": 0, "chunks": 0, "over": 0})
+            entry[ch.table] += ch.rows
+            entry["chunks"] += 1
+            entry["over"] += int(ch.over_cap)
+        for customer, e in per_customer.items():
+            flag = f"{e['over']} over cap" if e["over"] else ""
+            rows.append(
+                [cp.cluster, customer, f"{e['scorecards']:,}", f"{e['scores']:,}", str(e["chunks"]), flag]
+            )
+    head = ["cluster", "customer", "scorecards", "scores", "chunks", ""]
+    n_chunks = sum(len(cp.chunks) for cp in plan.clusters)
+    return "\n".join(
+        [
+            f"Purge plan {plan.plan_hash}: types {','.join(map(str, plan.types))}, "
+            f"{plan.range.start} to {plan.range.end}, cap {plan.max_rows_per_mutation:,} rows per mutation",
+            "",
+            table(head, rows, right={2, 3, 4}),
+            "",
+            f"total: {plan.total_scorecards:,} scorecards + {plan.total_scores:,} scores "
+            f"in {n_chunks} chunks (scores before scorecards) on {len(plan.clusters)} cluster(s)",
+        ]
+    )
