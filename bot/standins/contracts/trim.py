@@ -40,15 +40,15 @@ from graphql import (
 )
 from graphql.language import FieldNode
 
+from bot.adapters.linear import DOCUMENTS
 from bot.standins.contracts import LINEAR_FIXTURE, SLACK_FIXTURE, full_linear_schema, full_slack_contract
+from bot.standins.slack.api import METHODS
 
 # ---- Slack: OpenAPI (swagger 2.0) ---------------------------------------------------------------
 
 
 def slack_methods() -> list[str]:
     """The Web API methods the Slack stand-in answers (any other answers `unknown_method`)."""
-    from bot.standins.slack.api import METHODS
-
     return sorted(METHODS)
 
 
@@ -89,12 +89,6 @@ def slack_fixture_text(full: Path) -> str:
 
 
 # ---- Linear: GraphQL SDL ------------------------------------------------------------------------
-
-
-def linear_documents() -> tuple[str, ...]:
-    from bot.adapters.linear import DOCUMENTS
-
-    return DOCUMENTS
 
 
 def used_fields(schema: GraphQLSchema, documents: Iterable[str]) -> dict[str, list[str]]:
@@ -166,7 +160,7 @@ def prune_schema(schema: GraphQLSchema, documents: Iterable[str]) -> GraphQLSche
 
 
 def linear_fixture_text(full: Path) -> str:
-    pruned = prune_schema(build_schema(full.read_text()), linear_documents())
+    pruned = prune_schema(build_schema(full.read_text()), DOCUMENTS)
     return print_schema(lexicographic_sort_schema(pruned)) + "\n"
 
 
