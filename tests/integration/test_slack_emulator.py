@@ -256,7 +256,8 @@ async def test_slash_command_reaches_bolt_and_replies_land(emu: SlackEmulator, b
     assert [b[1:4] for b in posted[0].buttons()] == [("Run", "run", "r1"), ("Dismiss", "dismiss", "d1")]
     assert [m.text for m in emu.ephemerals("U_ALICE")] == ["only for you, alice"]
     assert emu.responses()[0]["text"] == "only for you, alice"
-    assert {c.kind for c in changes} == {"new", "ephemeral"}
+    # Subscribers hear of a change just after it is made, on the thread that made it: wait, don't race.
+    assert await emu.wait_for(lambda: {c.kind for c in changes} == {"new", "ephemeral"})
     unsubscribe()
 
     bad = await emu.slash("U_ALICE", "C_OPS", "hello", "bad")
