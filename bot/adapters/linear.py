@@ -46,6 +46,7 @@ query ShepherdFindComment($id: String!) {
   comment(id: $id) { id url issue { identifier } }
 }
 """
+DOCUMENTS = (ISSUE_QUERY, COMMENT_MUTATION, FIND_COMMENT_QUERY)  # every document Shepherd sends
 
 
 @dataclass(frozen=True)

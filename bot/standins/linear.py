@@ -1,18 +1,18 @@
 """A local stand-in for Linear's GraphQL API, for the tests and `shepherd dev`.
 
-It validates every document and its variables against Linear's published schema (read from
-`$SHEPHERD_LINEAR_SCHEMA`, else `../shared/contracts/linear/schema.graphql` beside the repository;
-never copied into the project) with graphql-core, records each request in `documents` and each
-problem in `violations`, and executes what validates against issues and comments kept in memory:
-`issue(id:)` (a UUID or an identifier like CONVI-6259), `comment(id:)` and `commentCreate`.
-Failures can be injected: `fail(503, times=2, retry_after=0)`, and `down = True` drops every
-connection without an answer. It serves HTTP on 127.0.0.1 on an ephemeral port, in its own thread.
+It validates every document and its variables against Linear's published schema with graphql-core
+(the full one where this machine has it: `$SHEPHERD_LINEAR_SCHEMA`, or `shared/contracts/linear/`
+beside the repository; else the project's fixture of the types and fields Shepherd sends), records
+each request in `documents` and each problem in `violations`, and executes what validates against
+issues and comments kept in memory: `issue(id:)` (a UUID or an identifier like CONVI-6259),
+`comment(id:)` and `commentCreate`. Failures can be injected: `fail(503, times=2, retry_after=0)`,
+and `down = True` drops every connection without an answer. It serves HTTP on 127.0.0.1 on an
+ephemeral port, in its own thread.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -24,18 +24,21 @@ from typing import Any
 from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode, build_schema, execute_sync, parse, validate
 from graphql.execution.values import get_variable_values
 
-ROOT = Path(__file__).resolve().parents[2]
+from bot.standins.contracts import LINEAR_FIXTURE, full_linear_schema
 
 
 def schema_path() -> Path:
-    env = os.environ.get("SHEPHERD_LINEAR_SCHEMA")
-    return Path(env) if env else ROOT.parent / "shared" / "contracts" / "linear" / "schema.graphql"
+    """Linear's full published schema where this machine has it, else the project's own fixture."""
+    return full_linear_schema() or LINEAR_FIXTURE
+
+
+def load_schema(path: Path | None = None) -> GraphQLSchema:
+    return _build(path or schema_path())
 
 
 @lru_cache(maxsize=4)
-def load_schema(path: Path | None = None) -> GraphQLSchema:
-    """Linear's schema, built once per process (1.2 MB of SDL: about a second)."""
-    return build_schema((path or schema_path()).read_text())
+def _build(path: Path) -> GraphQLSchema:  # once per file and process (the full schema takes about a second)
+    return build_schema(path.read_text())
 
 
 def check_document(schema: GraphQLSchema, query: str, variables: dict[str, Any] | None,

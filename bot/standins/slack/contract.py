@@ -1,8 +1,9 @@
 """Slack's published Web API contract (OpenAPI v2 / swagger 2.0), used to check the arguments of calls.
 
-`Contract.load(path)` reads the published spec, which lives beside the project
-(`../shared/contracts/slack/slack_web_openapi_v2.json`, or `SHEPHERD_SLACK_CONTRACT`) and is never
-copied into it. `Contract.check(method, args)` answers
+`Contract.load(path)` reads a spec: by default Slack's full published one where this machine has it
+(`$SHEPHERD_SLACK_CONTRACT`, or `shared/contracts/slack/` beside the repository), else the project's
+fixture, the same operations for every method the stand-in answers (bot/standins/contracts/).
+`Contract.check(method, args)` answers
 `(violations, unknown)`: missing required arguments and values of the wrong declared type, and
 arguments the spec does not list (the spec dates from 2021 and predates some arguments, so those are
 reported apart and are not errors).
@@ -15,26 +16,20 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-SHARED_PATH = HERE.parents[2].parent / "shared" / "contracts" / "slack" / "slack_web_openapi_v2.json"
+from bot.standins.contracts import SLACK_FIXTURE, full_slack_contract
 
 _INTEGER = re.compile(r"^-?\d+$")
 _BOOLEANS = {"true", "false", "1", "0"}
 
 
-def default_contract_path() -> Path | None:
-    """`SHEPHERD_SLACK_CONTRACT`, else the spec beside the repository; None if neither is there."""
-    override = os.environ.get("SHEPHERD_SLACK_CONTRACT")
-    for path in ((Path(override),) if override else ()) + (SHARED_PATH,):
-        if path.is_file():
-            return path
-    return None
+def default_contract_path() -> Path:
+    """Slack's full published spec where this machine has it, else the project's own fixture."""
+    return full_slack_contract() or SLACK_FIXTURE
 
 
 @dataclass(frozen=True)

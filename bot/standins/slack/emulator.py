@@ -53,10 +53,10 @@ not given, as Slack does. One deliberate strictness: a thread_ts that names no m
 Contract: each call of a method the contract has is checked against that operation's parameters
 (bot/standins/slack/contract.py); problems go to `contract_violations` and, with strict=True, the call answers
 `invalid_arguments` with `response_metadata.messages` as Slack does. Arguments the contract does not list
-go to `contract_unknown`. The contract is `contract=` if given, else `$SHEPHERD_SLACK_CONTRACT`,
-else `<repo>/../shared/contracts/slack/slack_web_openapi_v2.json` if present, else none
-(`contract_source` None: nothing checked). Slack's 2021 spec lacks files.getUploadURLExternal and
-files.completeUploadExternal (2024): those two are not checked.
+go to `contract_unknown`. The contract (`contract_source`) is `contract=` if given, else Slack's full
+published spec where this machine has it (`$SHEPHERD_SLACK_CONTRACT`, or `shared/contracts/slack/` beside
+the repository), else the project's trimmed copy of it (bot/standins/contracts/). Slack's 2021 spec lacks
+files.getUploadURLExternal and files.completeUploadExternal (2024): those two are not checked.
 """
 
 from __future__ import annotations
@@ -96,9 +96,8 @@ class SlackEmulator:
         self._ws = Workspace(team_id, bot_user_id, bot_id, app_id)
         self._views = Views(self._ws, trigger_ttl_s)
         self._backend = Backend(self._ws, self._views)
-        path = contract or default_contract_path()
-        self.contract_source: Path | None = path
-        self._server = ApiServer(self._backend, bot_token, Contract.load(path) if path else None, strict)
+        self.contract_source: Path = contract or default_contract_path()
+        self._server = ApiServer(self._backend, bot_token, Contract.load(self.contract_source), strict)
         self._payloads = Payloads(self._backend)
         self._http = BackgroundServer(self._server.app())
 
