@@ -48,7 +48,7 @@ async def test_each_approver_gets_the_request_and_a_decision_updates_every_copy(
 
     stale = copies["U_ERIN"]
     await people.click("U_FRANK", copies["U_FRANK"].channel, copies["U_FRANK"].ts, label="Reject")
-    rejected = f"Rejected by <@U_FRANK>"
+    rejected = "Rejected by <@U_FRANK>"
     await emu.wait_for(lambda: all(rejected in str(emu.message(c.channel, c.ts).blocks) for c in copies.values()))
     for where in [msg, *copies.values()]:
         shown = emu.message(where.channel, where.ts)
