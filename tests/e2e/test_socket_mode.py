@@ -122,3 +122,15 @@ async def test_dropped_connection_and_redelivered_envelopes_during_an_approval(s
     started = [m for m in emu.thread("C_OPS", msg.ts) if f"Purge {job} started" in m.text]
     assert len(started) == 1
     assert appeal_rows(sock, "spirit") == 0
+
+
+async def test_the_home_tab_opens_over_socket_mode(sock: PeopleEnv) -> None:
+    emu = sock.emu
+    before = emu.home_publishes("U_BOB")
+    ack = await emu.open_home("U_BOB")  # an events_api envelope
+    assert ack.status == 200 and ack.body == ""
+    await emu.wait_for(lambda: emu.home_publishes("U_BOB") > before)
+    assert "Waiting for your approval" in str(emu.home("U_BOB").view["blocks"])
+    events = [f for f in emu.socket.stats.log if f.get("type") == "events_api"]
+    assert events[-1]["payload"]["event"]["type"] == "app_home_opened"
+    assert events[-1]["payload"]["event_id"].startswith("Ev")
