@@ -39,7 +39,19 @@ def fanout_config(data: Path) -> Path:
     return path
 
 
+async def quiet(emu: SlackEmulator, seconds: float = 3.0, limit: float = 600.0) -> None:
+    """Wait until the app has made no Web API call for `seconds`: the load's background work (plans posted
+    after their acks) is done, so the fan-out is measured alone."""
+    deadline = time.monotonic() + limit
+    seen, since = len(emu.calls), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < seconds:
+        await asyncio.sleep(0.2)
+        if len(emu.calls) != seen:
+            seen, since = len(emu.calls), time.monotonic()
+
+
 async def fanout(emu: SlackEmulator) -> dict[str, Any]:
+    await quiet(emu)
     began = time.time()
     delivery = await emu.slash("U_ALICE", "C_OPS", "/purge", f"oportun --types 1-3 {RANGE}")
     assert delivery.status == 200, delivery
@@ -47,7 +59,9 @@ async def fanout(emu: SlackEmulator) -> dict[str, Any]:
                                  timeout=120)
     await emu.wait_for(lambda: all(any(request.text.split(":")[0] in m.text for m in emu.dm(u)) for u in APPROVERS),
                        timeout=120)
-    posts = [c for c in emu.calls if c.method == "chat.postMessage" and c.at >= began and c.ok]
+    posts = [c for c in emu.calls if c.method == "chat.postMessage" and c.at >= began and c.ok
+             and (c.args.get("channel") == "C_OPS" and not c.args.get("thread_ts")
+                  or str(c.args.get("channel", "")).startswith("D"))]  # the request and its copies
     channel_post = next(c.at for c in posts if c.args.get("channel") == "C_OPS")
     dm_posts = [c for c in posts if str(c.args.get("channel", "")).startswith("D")]
     opens = sorted(c.at for c in emu.calls if c.method == "conversations.open" and c.at >= began)
