@@ -67,6 +67,10 @@ class ApprovalCopies:
                 except UpstreamError as err:
                     failed[user] = err.message.rpartition(": ")[2]
                     return
+                except Exception as err:  # Slack unreachable, say: this copy is missing, the request stands
+                    log.warning("purge %s: no direct message to %s", job_id, user, exc_info=True)
+                    failed[user] = type(err).__name__
+                    return
             await asyncio.to_thread(self.deps.records.set_copy, job_id, user, channel, ts)
             reached.append(user)
 
@@ -75,9 +79,12 @@ class ApprovalCopies:
             named = ", ".join(f"<@{u}> ({why})" for u, why in sorted(failed.items()))
             log.warning("purge %s: direct messages to %d approver(s) failed: %s", job_id, len(failed),
                         ", ".join(f"{u} {why}" for u, why in sorted(failed.items())))
-            await self.out.post(request[0], note(f":warning: Could not send this request by direct message to "
-                                                 f"{named}. The request stands here: they can still decide on it "
-                                                 "in this channel."), thread_ts=request[1])
+            try:
+                await self.out.post(request[0], note(f":warning: Could not send this request by direct message to "
+                                                     f"{named}. The request stands here: they can still decide on "
+                                                     "it in this channel."), thread_ts=request[1])
+            except UpstreamError as err:
+                log.warning("purge %s: the note about undelivered copies was refused: %s", job_id, err.message)
         return reached
 
     async def show(self, job_id: str, msg: Message, request: tuple[str, str] | None) -> None:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import Block, DividerBlock
@@ -24,7 +25,6 @@ from slack_sdk.models.views import View
 
 from bot.jobs.approvals import is_listed
 from bot.jobs.records import JobRow
-from bot.slack.blocks import _when
 from bot.slack.deps import SlackDeps
 from bot.slack.job_blocks import bar
 from bot.slack.messages import actions, button, context, header, section
@@ -111,6 +111,11 @@ def home_view(deps: SlackDeps, user: str, data: HomeData) -> dict[str, Any]:
     if not data.recent:
         blocks.append(context("No finished jobs yet."))
     return View(type="home", blocks=blocks[:100]).to_dict()
+
+
+def _when(at: datetime) -> str:
+    """A time each person sees in their own timezone (Slack's date formatting), with a UTC fallback."""
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
 def _range(plan: dict[str, Any]) -> str:

@@ -78,16 +78,19 @@ class SocketModeHandler(AsyncSocketModeHandler):
                      key, req.retry_attempt, req.retry_reason)
             try:
                 response = await asyncio.wait_for(asyncio.shield(answer), ANSWER_WAIT_S)
+            except asyncio.CancelledError:
+                if not answer.cancelled():
+                    raise
+                response = BoltResponse(status=200, body="")
             except Exception:  # still running, or it failed: an empty ack, and nothing runs twice
                 response = BoltResponse(status=200, body="")
             await send_async_response(client, req, response, began)
             return
         try:
             response = await run_async_bolt_app(self.app, req)
-        except BaseException as err:
+        except BaseException:
             self.deliveries.forget(key)  # it did not run: a redelivery may run it
-            answer.set_exception(err)
-            answer.exception()  # retrieved: no "never retrieved" warning
+            answer.cancel()
             raise
         answer.set_result(response)
         await send_async_response(client, req, response, began)
