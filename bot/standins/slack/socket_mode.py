@@ -2,7 +2,8 @@
 
 The protocol, as Slack's Socket Mode guide describes it (slack_sdk's `socket_mode` clients speak it):
 - `apps.connections.open`, called with the app-level token (xapp-...), answers a one-time URL,
-  here `ws://127.0.0.1:PORT/link/?ticket=...&app_id=...` (local: no TLS).
+  here `ws://127.0.0.1:PORT/link/?ticket=...&app_id=...` (local: no TLS; slack_sdk's aiohttp client
+  connects to it as it is, with no setting: aiohttp uses TLS for `wss://` only).
 - On connecting, the app first receives `{"type": "hello", "num_connections", "debug_info",
   "connection_info": {"app_id"}}`.
 - Every delivery is an envelope `{"envelope_id", "type": "slash_commands"|"interactive"|"events_api",
