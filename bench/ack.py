@@ -4,7 +4,8 @@ HTTP, 50 at a time, delivered by the Slack stand-in exactly as Slack delivers th
 The mix: help and job lists (cheap), status of an unknown job and bad input (answered from the
 ack or by response_url), and one plan in twenty (a real plan query and a channel post running
 behind the ack). Prints ack latency p50/p95/p99, errors, and the serve process's peak RSS.
-Last line: one JSON object. Target: p99 under 100 ms, no errors.
+Last line: one JSON object. Target: p99 under 100 ms, no errors. `--socket-mode` adds the same load over
+Socket Mode (`socket_vs_http_ack_p99`, target <= 1.2) and a purge request's fan-out to 20 approvers.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--data-dir", type=Path, help="embedded stack data (default: a new temp dir)")
     parser.add_argument("--only", help="send only this command text (e.g. '/shepherd help'), to isolate a cost")
+    parser.add_argument("--socket-mode", action="store_true",
+                        help="then the same load over Socket Mode, and a purge request's fan-out to 20 approvers "
+                             "(bench/ack_socket.py)")
     opts = parser.parse_args()
     if opts.only:
         command, _, text = opts.only.partition(" ")
@@ -101,6 +105,10 @@ def main() -> None:
               "ack_p50_ms": round(percentile(latencies, 50), 1), "ack_p95_ms": round(percentile(latencies, 95), 1),
               "ack_p99_ms": round(percentile(latencies, 99), 1), "serve_peak_rss_mb": round(rss, 1),
               "target_p99_ms": 100}
+    if opts.socket_mode:
+        from ack_socket import measure  # bench/ack_socket.py, beside this file
+
+        result.update(measure(opts, data, result["ack_p99_ms"], load, percentile, SECRET, TOKEN))
     print(f"ack p50 {result['ack_p50_ms']} ms, p95 {result['ack_p95_ms']} ms, p99 {result['ack_p99_ms']} ms, "
           f"{errors} errors, serve peak RSS {result['serve_peak_rss_mb']} MB")
     print(json.dumps(result))

@@ -189,6 +189,7 @@ def monitoring(settings: Settings, deps: Any) -> tuple[Any, Any]:
 
     from bot.monitor.job_end import JobEnd
     from bot.monitor.service import Monitor
+    from bot.slack.notices import ApprovalExpiry, RequesterNotices
     from bot.slack.outbox import Outbox
     from bot.slack.poster import SlackPoster
     from bot.verify.service import VerifyService
@@ -201,4 +202,8 @@ def monitoring(settings: Settings, deps: Any) -> tuple[Any, Any]:
                             base_url=settings.slack_api_url or AsyncWebClient.BASE_URL, retry_handlers=[])
     verify = VerifyService(config, planning.registry, planning.source, planning.lookup)
     job_end = JobEnd(pool, outbox, WriteupService(pool, config), verify, after_jobs=config.verify.after_jobs)
-    return Monitor(pool, deps.jobs, outbox, config, deps.now, job_end), SlackPoster(outbox, client)
+    notices = RequesterNotices(deps.client, outbox, deps.records, enabled=config.slack.requester_dms)
+    expiry = ApprovalExpiry(deps.approvals, deps.records, outbox, notices, deps.now, lambda users: deps.changed(users))
+    monitor = Monitor(pool, deps.jobs, outbox, config, deps.now, job_end, notices=notices, expiry=expiry,
+                      on_change=lambda users: deps.changed(users))
+    return monitor, SlackPoster(outbox, client)

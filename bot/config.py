@@ -152,6 +152,16 @@ class Access(Strict):
     approval_ttl_minutes: int = Field(default=30, ge=1)
 
 
+class SlackSettings(Strict):
+    """What Shepherd sends people beyond the channel: direct messages and the App Home tab."""
+
+    approver_dms: bool = True  # every eligible approver gets a purge request in a direct message
+    requester_dms: bool = True  # the requester is told in a DM: approved, rejected, expired, and the job's end
+    home_tab: bool = True  # a per-person Home tab: approvals waiting, open jobs, recent results, Plan a backfill
+    home_min_interval_s: float = Field(default=2.0, ge=0)  # a person's Home tab is republished at most this often
+    dm_concurrency: int = Field(default=4, ge=1, le=20)  # direct messages sent at once in a fan-out
+
+
 class DefaultRange(Strict):
     """The date range a command covers when it names none: fixed dates, or the last `days` days."""
 
@@ -190,6 +200,7 @@ class ShepherdConfig(Strict):
     monitor: MonitorSettings = MonitorSettings()
     verify: VerifySettings = VerifySettings()
     access: Access = Access()
+    slack: SlackSettings = SlackSettings()
 
     @model_validator(mode="after")
     def _references(self) -> ShepherdConfig:

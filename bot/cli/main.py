@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--ready-exit", action="store_true", help="start, report readiness, then stop")
     dev.add_argument("--script", type=Path, metavar="FILE",
                      help="run console lines from FILE, then stop (exit 1 at the first line that fails)")
+    dev.add_argument("--socket-mode", action="store_true",
+                     help="connect the app to the Slack stand-in in Socket Mode instead of over HTTP")
     worker = sub.add_parser("worker", help="run the Temporal worker (SHEPHERD_POSTGRES_DSN, SHEPHERD_TEMPORAL_*)")
     for command in (dev, worker):  # --data-dir is accepted before or after the subcommand
         command.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -84,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.script is not None and not args.script.is_file():
                 raise UserInputError(f"--script {args.script}: no such file")
             return run_dev(settings, scale=args.scale, seed=args.seed, ready_exit=args.ready_exit,
-                           script=args.script)
+                           script=args.script, socket_mode=args.socket_mode)
         if args.command == "worker":
             from bot.cli.worker import run_worker
 

@@ -49,6 +49,19 @@ async def http_server(app: Any, host: str, port: int) -> AsyncIterator[int]:
         await runner.cleanup()
 
 
+@contextlib.asynccontextmanager
+async def socket_mode(app: Any, app_token: str, *, ping_interval: float = 10.0) -> AsyncIterator[Any]:
+    """Connect the Bolt app to Slack in Socket Mode (apps.connections.open, then the WebSocket it names)."""
+    from bot.slack.socket_mode import SocketModeHandler
+
+    handler = SocketModeHandler(app, app_token, ping_interval=ping_interval)
+    await handler.connect_async()
+    try:
+        yield handler
+    finally:
+        await handler.close_async()
+
+
 async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event) -> None:
     settings = rt.settings
     client = await connect_temporal(settings, rt.temporal_address)
@@ -61,14 +74,10 @@ async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event
     watching = asyncio.create_task(run_monitor(monitor, poster, stop, rt.config.monitor.interval_s))
     try:
         if args.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
             assert settings.slack_app_token is not None
-            handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
-            await handler.connect_async()
-            print("shepherd serve: connected to Slack in Socket Mode", flush=True)
-            await stop.wait()
-            await handler.close_async()
+            async with socket_mode(app, settings.slack_app_token.get_secret_value()):
+                print("shepherd serve: connected to Slack in Socket Mode", flush=True)
+                await stop.wait()
         else:
             async with http_server(app, args.host, args.port) as port:
                 print(f"shepherd serve: listening on http://{args.host}:{port}{EVENTS_PATH}", flush=True)

@@ -63,7 +63,8 @@ class Approvals:
                 raise UserInputError(f"no purge request {job_id}")
             state, requester, plan_hash, requested_at = row
             if state != "awaiting_approval":
-                raise ConflictError(f"purge {job_id} is already {state.replace('_', ' ')}: this button no longer acts")
+                raise ConflictError(f"purge {job_id} is already decided (it is {state.replace('_', ' ')} now): "
+                                    "this button no longer acts; nothing was changed")
             if shown_hash != plan_hash:
                 raise ConflictError(f"this approval was for plan {shown_hash}, but purge {job_id} now has plan "
                                     f"{plan_hash}; nothing was changed")
@@ -103,3 +104,21 @@ class Approvals:
             state = "approved"
             conn.execute("UPDATE shepherd.jobs SET state = 'approved' WHERE id = %s", (job_id,))
         return DecisionOutcome(state, approvals, needed, now)
+
+    def expire_due(self, now: datetime) -> list[str]:
+        """Mark every request older than its time to live expired; the ids of those that just expired."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "UPDATE shepherd.jobs SET state = 'expired', finished_at = now() WHERE kind = 'purge'"
+                " AND state = 'awaiting_approval' AND created_at < %s RETURNING id",
+                (now - timedelta(minutes=self.access.approval_ttl_minutes),)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def decided(self, user: str, job_ids: Collection[str]) -> set[str]:
+        """The jobs among `job_ids` on which `user` has decided already."""
+        if not job_ids:
+            return set()
+        with self.pool.connection() as conn:
+            rows = conn.execute("SELECT job_id FROM shepherd.approvals WHERE approver = %s AND job_id = ANY(%s)",
+                                (user, list(job_ids))).fetchall()
+        return {str(r[0]) for r in rows}

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from bot.errors import UserInputError
 
+DM_COPY = "dm:"  # job_messages purpose prefix of a request's direct-message copies
 OPEN_STATES = ("planned", "awaiting_approval", "approved", "starting", "waiting", "running", "paused", "cancelling")
 
 
@@ -108,3 +109,31 @@ class JobRecords:
                              (job_id, purpose)).fetchone()
         return (r[0], r[1]) if r else None
 
+
+    def set_copy(self, job_id: str, user: str, channel: str, ts: str) -> None:
+        """A copy of the job's request sent to `user` by direct message (purpose `dm:<user>`)."""
+        self.set_message(job_id, f"{DM_COPY}{user}", channel, ts)
+
+    def copies(self, job_id: str) -> dict[str, tuple[str, str]]:
+        """user -> (channel, ts) of every direct-message copy of the job's request."""
+        with self.pool.connection() as conn:
+            rows = conn.execute("SELECT purpose, channel, ts FROM shepherd.job_messages WHERE job_id = %s"
+                                " AND purpose LIKE %s ORDER BY created_at", (job_id, f"{DM_COPY}%")).fetchall()
+        return {r[0].removeprefix(DM_COPY): (r[1], r[2]) for r in rows}
+
+    # ---- what one person sees (the Home tab) ----------------------------------------------
+
+    def awaiting_approval(self, limit: int = 20) -> list[JobRow]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM shepherd.jobs WHERE state = 'awaiting_approval'"
+                                " ORDER BY created_at LIMIT %s", (limit,)).fetchall()
+        return [_row(r) for r in rows]
+
+    def of_requester(self, user: str, *, open_jobs: bool, limit: int = 10) -> list[JobRow]:
+        """The person's open jobs (oldest first), or their finished ones (latest first)."""
+        where = "state = ANY(%s)" if open_jobs else "NOT (state = ANY(%s)) AND state <> 'dismissed'"
+        order = "created_at" if open_jobs else "COALESCE(finished_at, created_at) DESC"
+        with self.pool.connection() as conn:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM shepherd.jobs WHERE requester = %s AND {where}"
+                                f" ORDER BY {order} LIMIT %s", (user, list(OPEN_STATES), limit)).fetchall()
+        return [_row(r) for r in rows]

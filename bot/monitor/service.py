@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,7 @@ from bot.monitor.job_view import JobViews, purge_clusters
 from bot.purge.service import PurgeJobService
 from bot.slack import status_blocks
 from bot.slack.messages import Message, section
+from bot.slack.notices import ApprovalExpiry, RequesterNotices
 from bot.slack.outbox import Outbox
 from bot.temporal.models import BackfillProgress, PurgeProgress
 from bot.writeups.service import WriteupService
@@ -56,8 +57,11 @@ class TickResult:
 
 class Monitor:
     def __init__(self, pool: Any, jobs: PurgeJobService, outbox: Outbox, config: ShepherdConfig,
-                 now: Callable[[], datetime], job_end: JobEnd | None = None) -> None:
+                 now: Callable[[], datetime], job_end: JobEnd | None = None, *,
+                 notices: RequesterNotices | None = None, expiry: ApprovalExpiry | None = None,
+                 on_change: Callable[[Iterable[str]], None] = lambda users: None) -> None:
         self.pool, self.jobs, self.outbox, self.config, self.now = pool, jobs, outbox, config, now
+        self.notices, self.expiry, self.on_change = notices, expiry, on_change  # DMs to requesters, Home tabs
         self.job_end = job_end or JobEnd(pool, outbox, WriteupService(pool, config), None, after_jobs=False)
         self._shown: dict[str, str] = {}  # job -> text last queued for its status message
         self._gate = asyncio.Semaphore(16)
@@ -80,6 +84,11 @@ class Monitor:
             out.verifications = await self.job_end.start_due()
         except Exception:
             log.exception("monitor: starting the verifications due failed (the next tick tries again)")
+        if self.expiry is not None:
+            try:
+                await self.expiry.sweep()
+            except Exception:
+                log.exception("monitor: ending the expired approval requests failed (the next tick tries again)")
         out.seconds = round(time.monotonic() - began, 3)
         return out
 
@@ -150,6 +159,8 @@ class Monitor:
                 continue
             if event.kind == "finished":  # before `end:` is recorded, so a crash in between repeats it
                 await asyncio.to_thread(self.job_end.ended, job.id, state, event.key.partition(":")[2], progress)
+                if self.notices is not None:
+                    await self.notices.job_ended(job.id, job.kind, job.requester, state, event.key.partition(":")[2])
             msg = summary if event.kind == "finished" and summary is not None else Message(
                 event.text, [section(event.text)])
             await asyncio.to_thread(self.outbox.enqueue, f"event:{job.id}:{event.key}", "chat.postMessage",
@@ -157,6 +168,8 @@ class Monitor:
             await asyncio.to_thread(self.events.mark, job.id, event.key)
         if state in FINAL and job.db_state not in FINAL:
             await asyncio.to_thread(self._finish, job.id, state)
+        if updated or fresh:
+            self.on_change([job.requester])
         return len(fresh), updated
 
     # ---- Postgres ------------------------------------------------------------------------

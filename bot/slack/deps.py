@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +54,7 @@ class SlackDeps:
     now: Callable[[], datetime] = utc_now  # timezone-aware
     chart_dir: Path | None = None  # where plan charts are drawn; None: no chart
     linear: LinearClient | None = None  # None: no Linear API key configured (drafts only)
+    changed: Callable[[Iterable[str]], None] = lambda users: None  # what each person sees changed (Home tabs)
     _groups: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
 
     @property
@@ -72,12 +73,13 @@ class SlackDeps:
         if not wanted:
             return frozenset()
         out = set()
-        for entry, members in (await self._group_members(wanted)).items():
+        for entry, members in (await self.group_members(wanted)).items():
             if user in members:
                 out.add(entry)
         return frozenset(out)
 
-    async def _group_members(self, entries: set[str]) -> dict[str, frozenset[str]]:
+    async def group_members(self, entries: set[str]) -> dict[str, frozenset[str]]:
+        """Each user group entry (`@handle` or `S...` id) -> its members (usergroups.list, usergroups.users.list)."""
         handles: dict[str, str] = {}
         if any(e.startswith("@") for e in entries):
             listed = await self.client.usergroups_list()

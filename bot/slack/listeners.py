@@ -18,13 +18,15 @@ from typing import Any
 import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.slack.backfill_modal import CALLBACK as PLAN_CALLBACK
+from bot.slack.backfill_modal import read_plan
 from bot.slack.deps import SlackDeps, Who
 from bot.slack.linear_flow import ticket_errors
 from bot.slack.router import Router
 from commands.grammar import ROOTS, ParseError, parse
 
 log = logging.getLogger(__name__)
-BUTTONS = re.compile(r"^(backfill|plan|purge|job|linear)\.[a-z_]+$")
+BUTTONS = re.compile(r"^(backfill|plan|purge|job|linear|home)\.[a-z_]+$")
 
 
 class ResponseUrls:
@@ -65,6 +67,7 @@ class Background:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.replies = ResponseUrls()
+        self.home: Any = None  # the Home tabs (bot/slack/home.py), set by register()
 
     def start(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)
@@ -74,6 +77,8 @@ class Background:
     async def drain(self, timeout: float = 30.0) -> None:
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=timeout)
+        if self.home is not None:
+            await asyncio.wait_for(self.home.idle(), timeout)
         await self.replies.close()
 
 
@@ -98,8 +103,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> Background:
     async def on_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         channel = body.get("channel") or {}
-        who = Who(body["user"]["id"], channel.get("id", ""), channel.get("name"),
-                  background.replies.to(body.get("response_url"), respond))
+        if (body.get("container") or {}).get("type") == "view":  # the Home tab: no channel, no response_url
+            who = router.home.who(body["user"]["id"])
+        else:
+            who = Who(body["user"]["id"], channel.get("id", ""), channel.get("name"),
+                      background.replies.to(body.get("response_url"), respond))
         background.start(router.button(action["action_id"], action.get("value", ""), who,
                                        body.get("trigger_id", "")))
 
@@ -111,8 +119,25 @@ def register(app: AsyncApp, deps: SlackDeps) -> Background:
         await ack()
         background.start(router.view(str(view.get("callback_id")), view, body))
 
+    async def on_plan_form(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        form = read_plan(deps, view, deps.now().astimezone(deps.tz).date())
+        if isinstance(form, dict):
+            await ack(response_action="errors", errors=form)
+            return
+        await ack()
+        background.start(router.plan_form(form, body["user"]["id"]))
+
+    async def on_home_opened(ack: AsyncAck, event: dict[str, Any]) -> None:
+        await ack()
+        if event.get("tab", "home") == "home" and deps.config.slack.home_tab:
+            router.home.tabs.opened(str(event["user"]))
+
     for name in ROOTS:
         app.command(f"/{name}")(on_command)
     app.action(BUTTONS)(on_button)
     app.view(re.compile(r"^linear\.(edit|ticket)$"))(on_view)
+    app.view(PLAN_CALLBACK)(on_plan_form)
+    app.event("app_home_opened")(on_home_opened)
+    deps.changed = router.home.tabs.refresh
+    background.home = router.home.tabs
     return background

@@ -17,9 +17,12 @@ from bot.jobs.ids import new_job_id
 from bot.jobs.records import JobRow
 from bot.planning import PurgeRequest
 from bot.slack import blocks, job_blocks
+from bot.slack.approval_copies import ApprovalCopies
 from bot.slack.deps import SlackDeps, Who
 from bot.slack.messages import note
+from bot.slack.notices import RequesterNotices
 from bot.slack.out import SlackOut
+from bot.slack.outbox import Outbox
 from commands import verbs as v
 from commands.models import DateRange, PurgePlan
 
@@ -30,6 +33,9 @@ class PurgeFlow:
     def __init__(self, deps: SlackDeps, out: SlackOut) -> None:
         self.deps = deps
         self.out = out
+        self.copies = ApprovalCopies(deps, out)
+        self.notices = RequesterNotices(deps.client, Outbox(deps.records.pool), deps.records,
+                                        enabled=deps.config.slack.requester_dms)
 
     def _request(self, args: v.PurgeArgs) -> PurgeRequest:
         planning = self.deps.planning
@@ -64,8 +70,11 @@ class PurgeFlow:
         row = await asyncio.to_thread(self.deps.records.get, job_id)
         wait = blocks.approval_wait(who.user, self.deps.config.access.approvals_required, [],
                                     self.deps.approvals.expires_at(row.created_at))
-        ts = await self.out.post(who.channel, blocks.purge_plan(plan, job_id, who.user, approval=wait, buttons=True))
+        msg = blocks.purge_plan(plan, job_id, who.user, approval=wait, buttons=True)
+        ts = await self.out.post(who.channel, msg)  # the channel copy first, then the approvers' copies
         await asyncio.to_thread(self.deps.records.set_message, job_id, "request", who.channel, ts)
+        await self.copies.send(job_id, msg, who.user, (who.channel, ts))
+        self.deps.changed([who.user, *await self.copies.approvers(who.user)])
         return job_id
 
     async def decide(self, value: str, decision: Decision, who: Who) -> DecisionOutcome:
@@ -76,14 +85,20 @@ class PurgeFlow:
                                               self.deps.now(), groups)
         except ConflictError as err:
             row = await asyncio.to_thread(self.deps.records.get, job_id)
-            if row.state == "expired":  # the request ends here: say so on it, without buttons
+            if row.state == "expired":  # the request ends here: say so on every copy, without buttons
                 await self._show(row, PurgePlan.model_validate(row.plan), f":hourglass: {err.message}")
+                await self.notices.tell(job_id, row.requester, "expired", f":hourglass: Your purge request "
+                                        f"`{job_id}` expired before anyone approved it. Nothing was deleted; run "
+                                        "/purge again for a fresh plan.")
+                await self._changed(row)
             raise
         row = await asyncio.to_thread(self.deps.records.get, job_id)
         plan = PurgePlan.model_validate(row.plan)
         at = f"{outcome.decided_at:%Y-%m-%d %H:%M} UTC"
         if outcome.state == "rejected":
             await self._show(row, plan, f":no_entry: Rejected by <@{who.user}> at {at}. Nothing was deleted.")
+            await self.notices.tell(job_id, row.requester, "rejected", f":no_entry: Your purge request `{job_id}` "
+                                    f"was rejected by <@{who.user}>. Nothing was deleted.")
         elif outcome.state == "recorded":
             wait = blocks.approval_wait(row.requester, outcome.needed, [u for u, _ in outcome.approvals],
                                         self.deps.approvals.expires_at(row.created_at))
@@ -92,7 +107,12 @@ class PurgeFlow:
                                  f"{outcome.needed})."))
         else:
             await self._start(row, plan, outcome, who, at)
+        await self._changed(row)
         return outcome
+
+    async def _changed(self, row: JobRow) -> None:
+        """The requester's and the approvers' Home tabs show this request."""
+        self.deps.changed([row.requester, *await self.copies.approvers(row.requester)])
 
     async def _start(self, row: JobRow, plan: PurgePlan, outcome: DecisionOutcome, who: Who, at: str) -> None:
         again = await self._plan(self._stored_request(row))
@@ -103,6 +123,9 @@ class PurgeFlow:
             await self._show(row, plan, f":warning: Approved by <@{who.user}> at {at}, but the data changed since "
                                         f"the plan was made (plan `{plan.plan_hash}` is now `{again.plan_hash}`). "
                                         "Nothing was deleted: run `/purge` again for a fresh plan.")
+            await self.notices.tell(row.id, row.requester, "stale", f":warning: Your purge `{row.id}` was approved, "
+                                    "but the data changed since it was planned, so nothing was deleted. Run /purge "
+                                    "again for a fresh plan.")
             raise ConflictError(f"the data changed since purge {row.id} was planned; nothing was deleted")
         names = ", ".join(f"<@{u}>" for u, _ in outcome.approvals)
         await self._show(row, plan, f":white_check_mark: Approved by {names}; started at {at}. Progress in the thread.")
@@ -117,6 +140,8 @@ class PurgeFlow:
         await self.out.post(where[0], note(f"Purge {row.id} started: {plan.total_scorecards:,} scorecards and "
                                            f"{plan.total_scores:,} scores to delete."), thread_ts=where[1])
         await self.out.post(where[0], job_blocks.job_controls(row.id, "purge", "running"), thread_ts=where[1])
+        await self.notices.tell(row.id, row.requester, "approved", f":white_check_mark: Your purge `{row.id}` was "
+                                f"approved by {names} and has started.")
 
     def _stored_request(self, row: JobRow) -> PurgeRequest:
         p = row.params
@@ -125,7 +150,7 @@ class PurgeFlow:
         return PurgeRequest(tup(p["customers"]), rng, tup(p["types"]), tup(p["clusters"]), p["max_rows"])
 
     async def _show(self, row: JobRow, plan: PurgePlan, approval: str, *, buttons: bool = False) -> None:
+        """Every copy of the request (its channel message and the approvers' direct messages) shows `approval`."""
         where = await asyncio.to_thread(self.deps.records.message, row.id, "request")
-        if where is not None:
-            await self.out.update(*where, blocks.purge_plan(plan, row.id, row.requester, approval=approval,
-                                                            buttons=buttons))
+        msg = blocks.purge_plan(plan, row.id, row.requester, approval=approval, buttons=buttons)
+        await self.copies.show(row.id, msg, where)

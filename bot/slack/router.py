@@ -16,7 +16,9 @@ from typing import Any
 from bot.errors import ShepherdError
 from bot.slack import blocks
 from bot.slack.backfill_flow import BackfillFlow
+from bot.slack.backfill_modal import PlanForm
 from bot.slack.deps import SlackDeps, Who
+from bot.slack.home_flow import HomeFlow, ephemeral_respond
 from bot.slack.job_flow import JobFlow
 from bot.slack.linear_flow import LinearFlow
 from bot.slack.messages import error, note
@@ -47,6 +49,7 @@ class Router:
         self.verify = VerifyFlow(deps, out, VerifyService(deps.config, planning.registry, planning.source,
                                                           planning.lookup))
         self.linear = LinearFlow(deps, out, WriteupService(deps.records.pool, deps.config), deps.linear)
+        self.home = HomeFlow(deps, self.backfill)
 
     async def audit(self, who: Who, action: str, outcome: str, **details: Any) -> None:
         await asyncio.to_thread(self.deps.audit.record, who.user, action, target=details.pop("target", None),
@@ -110,6 +113,7 @@ class Router:
             "job.writeup": lambda: self.linear.ask_ticket(value, who, trigger_id),
             "linear.post": lambda: self.linear.post(value, who),
             "linear.edit": lambda: self.linear.edit(value, who, trigger_id),
+            "home.plan_backfill": lambda: self.home.open_plan(who, trigger_id),
         }
         handler = handlers.get(action_id)
         if handler is None:
@@ -117,6 +121,11 @@ class Router:
             return
         await self._guarded(who, f"click {action_id}", handler, target=value.partition(":")[0],
                             plan_hash=value.partition(":")[2] or None)
+
+    async def plan_form(self, form: PlanForm, user: str) -> None:
+        """The Home tab's "Plan a backfill" modal, submitted and checked."""
+        who = Who(user, form.channel, None, ephemeral_respond(self.deps.client, user, form.channel))
+        await self._guarded(who, "/backfill_plan", lambda: self.home.plan(form, user), text=form.text)
 
     async def view(self, callback_id: str, view: dict[str, Any], body: dict[str, Any]) -> None:
         who = await self.linear.view_who(body)

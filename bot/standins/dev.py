@@ -3,16 +3,20 @@
 The embedded stack with the demo dataset, a Temporal worker, the Bolt app on a local port, and
 the Slack stand-in delivering what the console types (as alice, bob, carol or dave in #ops).
 `--script FILE` runs console lines and exits non-zero at the first that fails; `--ready-exit`
-starts everything, reports, and stops.
+starts everything, reports, and stops. `--socket-mode` connects the app to the stand-in in Socket Mode
+(as `shepherd serve --socket-mode` connects to Slack): the console's deliveries then go over the
+WebSocket as envelopes instead of signed HTTP posts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +31,25 @@ DEMO_USERS = {"U_ALICE": "alice", "U_BOB": "bob", "U_CAROL": "carol", "U_DAVE": 
 DEMO_CHANNELS = {"C_OPS": "ops", "C_RANDOM": "random"}
 
 
-def _banner(rt: Runtime, settings: Settings, seconds: float, app_url: str) -> str:
+def _banner(rt: Runtime, settings: Settings, seconds: float, where: str) -> str:
     return (
         f"shepherd dev ready in {seconds:.1f} s\n"
         f"  data:      {settings.data_dir}\n"
         f"  temporal:  {rt.temporal_address} (worker on task queue {settings.temporal_task_queue})\n"
         f"  demo:      {len(rt.registry)} customers on {len(rt.config.clusters)} clusters "
         f"(config written to {settings.data_dir / 'shepherd.yml'})\n"
-        f"  slack:     local stand-in; the Bolt app answers at {app_url}\n"
+        f"  slack:     local stand-in; {where}\n"
         "  people:    alice (operator, approver), bob (approver), carol (operator), dave (neither); channel #ops\n"
         "Try: /backfill plan hilton --window 5d, click 1, /purge oportun --types 1-3, /as bob, click 1, "
         "/shepherd help"
     )
 
 
-def _emulator(signing_secret: str, token: str) -> Any:
+def _emulator(signing_secret: str, token: str, app_token: str | None) -> Any:
     from bot.standins.slack.emulator import SlackEmulator
 
-    emu = SlackEmulator(signing_secret=signing_secret, bot_token=token).start()
+    emu = SlackEmulator(signing_secret=signing_secret, bot_token=token, app_token=app_token,
+                        socket_mode=app_token is not None).start()
     for uid, name in DEMO_USERS.items():
         emu.add_user(uid, name)
     for cid, name in DEMO_CHANNELS.items():
@@ -52,15 +57,31 @@ def _emulator(signing_secret: str, token: str) -> Any:
     return emu
 
 
+@contextlib.asynccontextmanager
+async def _connected(app: Any, emu: Any, app_token: str | None) -> AsyncIterator[str]:
+    """The Bolt app connected to the stand-in: over Socket Mode with an app token, else over HTTP.
+    Yields where the stand-in's deliveries go."""
+    from bot.cli.serve import EVENTS_PATH, http_server, socket_mode
+
+    if app_token is not None:
+        async with socket_mode(app, app_token, ping_interval=2.0):
+            await emu.wait_connected()
+            yield "the Bolt app is connected in Socket Mode (apps.connections.open, then its WebSocket)"
+        return
+    async with http_server(app, "127.0.0.1", 0) as port:
+        emu.app_url = f"http://127.0.0.1:{port}{EVENTS_PATH}"
+        yield f"the Bolt app answers at {emu.app_url}"
+
+
 async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit: bool, script: Path | None,
-                   stop: asyncio.Event) -> int:
+                   stop: asyncio.Event, socket: bool = False) -> int:
     from bot.app import slack_web_client
-    from bot.cli.serve import EVENTS_PATH, http_server
     from bot.standins.console.console import Console
     from bot.standins.linear import LinearStandIn
 
     secret, token = secrets.token_hex(16), "xoxb-dev-" + secrets.token_hex(8)
-    emu = _emulator(secret, token)
+    app_token = "xapp-dev-" + secrets.token_hex(8) if socket else None
+    emu = _emulator(secret, token, app_token)
     linear_key = "lin_api_dev_" + secrets.token_hex(8)
     linear = LinearStandIn(api_key=linear_key)
     linear.start()
@@ -68,6 +89,7 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
     try:
         settings = settings.model_copy(update={"slack_signing_secret": SecretStr(secret),
                                                "slack_bot_token": SecretStr(token), "slack_api_url": emu.api_url,
+                                               "slack_app_token": SecretStr(app_token) if app_token else None,
                                                "linear_api_key": SecretStr(linear_key), "linear_api_url": linear.url})
         rt.settings = settings
         client = await connect_temporal(settings, rt.temporal_address)
@@ -79,9 +101,8 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
         watching = asyncio.create_task(run_monitor(monitor, poster, stop, min(rt.config.monitor.interval_s, 5.0)))
         try:
             await asyncio.wait([asyncio.create_task(worker_ready.wait()), worker], return_when=asyncio.FIRST_COMPLETED)
-            async with http_server(app, "127.0.0.1", 0) as port:
-                emu.app_url = f"http://127.0.0.1:{port}{EVENTS_PATH}"
-                print(_banner(rt, settings, time.monotonic() - began, emu.app_url), flush=True)
+            async with _connected(app, emu, app_token) as where:
+                print(_banner(rt, settings, time.monotonic() - began, where), flush=True)
                 console = Console(emu, default_user="U_ALICE", default_channel="C_OPS", output=sys.stdout)
                 if script is not None:
                     return await console.run_script(script)
@@ -104,7 +125,7 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
 
 
 def run_dev(settings: Settings, *, scale: float | None, seed: int | None, ready_exit: bool,
-            script: Path | None = None) -> int:
+            script: Path | None = None, socket_mode: bool = False) -> int:
     began = time.monotonic()
 
     async def main() -> int:
@@ -113,7 +134,8 @@ def run_dev(settings: Settings, *, scale: float | None, seed: int | None, ready_
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         with open_runtime(settings, temporal=True, scale=scale, seed=seed) as rt:
-            code = await _session(rt, settings, began, ready_exit=ready_exit, script=script, stop=stop)
+            code = await _session(rt, settings, began, ready_exit=ready_exit, script=script, stop=stop,
+                                  socket=socket_mode)
             if not ready_exit and script is None:
                 print("\nstopping the embedded stack ...", flush=True)
             return code

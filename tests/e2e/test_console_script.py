@@ -33,3 +33,18 @@ def test_seed_week_script_runs_plan_backfill_and_approved_purge() -> None:
         assert "> /shepherd jobs" not in failed.stdout
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_dev_over_socket_mode_runs_the_console_through_envelopes() -> None:
+    data = Path(tempfile.mkdtemp(prefix="shepherd-console-sm-"))
+    data.chmod(0o755)
+    try:
+        done = shepherd(data / "stack", "dev", "--scale", SCALE, "--socket-mode", "--script",
+                        str(ROOT / "scripts" / "console" / "socket-mode.txt"), timeout=600)
+        out = done.stdout
+        assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
+        assert "connected in Socket Mode" in out and "answers at http" not in out
+        assert "you requested this purge" in out
+        assert re.search(r"Purge p-[0-9a-f]{6} started", out)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)

@@ -24,7 +24,8 @@ from bot.standins.slack.api import METHODS
 from bot.standins.slack.contract import Contract
 
 BOT = Path(__file__).resolve().parents[2] / "bot"
-NEWER_THAN_THE_SPEC = {"files.getUploadURLExternal", "files.completeUploadExternal"}  # 2024; the spec is 2021
+# Newer than Slack's 2021 spec: the 2024 upload methods, and Socket Mode's apps.connections.open.
+NEWER_THAN_THE_SPEC = {"files.getUploadURLExternal", "files.completeUploadExternal", "apps.connections.open"}
 SDK_CALL = re.compile(r"\.((?:auth|chat|conversations|files|usergroups|users|views)_[A-Za-z_0-9]+)\(")
 SDK_COMPOSITES = {"files_upload_v2": {"files.getUploadURLExternal", "files.completeUploadExternal"}}
 VARIABLES: dict[str, dict[str, Any]] = {

@@ -33,6 +33,7 @@ class Backend:
     views: Views
     base_url: str = ""  # http://127.0.0.1:PORT/ once serving
     uploads: dict[str, Upload] = field(default_factory=dict)
+    socket_url: Callable[[], str] | None = None  # apps.connections.open: a new Socket Mode URL
 
     def message_json(self, msg: Message) -> dict[str, Any]:
         return msg.as_slack(self.ws.team_id, self.ws.app_id)
@@ -60,6 +61,7 @@ def auth_test(b: Backend, args: dict[str, Any]) -> Answer:
 
 def chat_post_message(b: Backend, args: dict[str, Any]) -> Answer:
     (channel,) = _required(args, "channel")
+    _check_dm(b, str(channel))
     msg, changes = b.ws.post(str(channel), args.get("text"), args.get("blocks"), thread_ts=args.get("thread_ts"))
     return {"ok": True, "channel": msg.channel, "ts": msg.ts, "message": b.message_json(msg)}, changes
 
@@ -108,7 +110,7 @@ def views_update(b: Backend, args: dict[str, Any]) -> Answer:
 
 
 def _user_json(ws: Workspace, u: User) -> dict[str, Any]:
-    return {"id": u.id, "team_id": ws.team_id, "name": u.name, "deleted": False, "real_name": u.real_name,
+    return {"id": u.id, "team_id": ws.team_id, "name": u.name, "deleted": u.deleted, "real_name": u.real_name,
             "tz": u.tz, "tz_label": u.tz, "tz_offset": 0, "is_bot": u.is_bot, "is_admin": False,
             "is_app_user": False, "profile": {"real_name": u.real_name, "display_name": u.name,
                                                "real_name_normalized": u.real_name, "team": ws.team_id}}
@@ -130,6 +132,54 @@ def conversations_info(b: Backend, args: dict[str, Any]) -> Answer:
     if args.get("include_num_members") in (True, "true", "1", 1):
         info["num_members"] = len(ch.members)
     return {"ok": True, "channel": info}, []
+
+
+def conversations_open(b: Backend, args: dict[str, Any]) -> Answer:
+    """A direct message with one person (`users`), or the one named by `channel`."""
+    if args.get("channel"):
+        ch = b.ws.channel(str(args["channel"]))
+    else:
+        (users,) = _required(args, "users")
+        wanted = [u.strip() for u in str(users).split(",") if u.strip()]
+        if len(wanted) != 1:
+            raise SlackError("not_implemented", ["[ERROR] the stand-in opens direct messages with one person only"])
+        user = b.ws.user(wanted[0])
+        if user.deleted:
+            raise SlackError("user_disabled")
+        if user.is_bot:
+            raise SlackError("cannot_dm_bot")
+        ch = b.ws.channel(user.id)
+    shown: dict[str, Any] = {"id": ch.id}
+    if args.get("return_im") in (True, "true", "1", 1):
+        other = next((m for m in ch.members if m != b.ws.bot_user_id), "")
+        shown.update(is_im=ch.id.startswith("D"), user=other, created=1700000000, is_open=True)
+    return {"ok": True, "channel": shown}, []
+
+
+def _check_dm(b: Backend, channel: str) -> None:
+    """Posting into a direct message: refused where Slack would refuse it."""
+    with b.ws.lock:
+        ch = b.ws.channel(channel) if channel.startswith(("D", "U", "W")) else None
+        if ch is None or not ch.id.startswith("D"):
+            return
+        for member in ch.members - {b.ws.bot_user_id}:
+            user = b.ws.users.get(member)
+            if user is not None and user.deleted:
+                raise SlackError("user_disabled")
+            if user is not None and user.dms_restricted:
+                raise SlackError("restricted_action")
+
+
+def apps_connections_open(b: Backend, args: dict[str, Any]) -> Answer:
+    if b.socket_url is None:
+        raise SlackError("not_allowed_token_type")
+    return {"ok": True, "url": b.socket_url()}, []
+
+
+def views_publish(b: Backend, args: dict[str, Any]) -> Answer:
+    user_id, view = _required(args, "user_id", "view")
+    b.ws.user(str(user_id))
+    return _view_answer(b, b.views.publish(str(user_id), view, args.get("hash")))
 
 
 def usergroups_users_list(b: Backend, args: dict[str, Any]) -> Answer:
@@ -200,6 +250,9 @@ METHODS: dict[str, Callable[[Backend, dict[str, Any]], Answer]] = {
     "views.open": views_open,
     "views.update": views_update,
     "views.push": views_push,
+    "views.publish": views_publish,
+    "apps.connections.open": apps_connections_open,
+    "conversations.open": conversations_open,
     "users.info": users_info,
     "conversations.info": conversations_info,
     "usergroups.list": usergroups_list,

@@ -18,6 +18,7 @@ from bot.standins.slack.api import METHODS, Backend
 from bot.standins.slack.contract import Contract
 from bot.standins.slack.model import Call, Change, SlackError
 
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})  # the app-level token (xapp-...) and nothing else
 SERVER_ERRORS = {500: "internal_error", 502: "bad_gateway", 503: "service_unavailable", 504: "request_timeout"}
 
 
@@ -63,6 +64,7 @@ class ApiServer:
         self.strict = strict
         self.faults = Faults()
         self.record = Recorder()
+        self.app_token: str | None = None  # Socket Mode's app-level token, if the app has one
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1024**3)
@@ -86,8 +88,10 @@ class ApiServer:
         with ws.lock:
             if not token:
                 return self._answer(method, args, 200, {"ok": False, "error": "not_authed"})
-            if token != self.bot_token:
-                return self._answer(method, args, 200, {"ok": False, "error": "invalid_auth"})
+            expected = self.app_token if method in APP_TOKEN_METHODS else self.bot_token
+            if token != expected:
+                error = "not_allowed_token_type" if token in (self.bot_token, self.app_token) else "invalid_auth"
+                return self._answer(method, args, 200, {"ok": False, "error": error})
             fault = self.faults.next(method)
             if fault is not None:
                 status, retry_after = fault

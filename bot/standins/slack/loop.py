@@ -9,11 +9,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
 
 from bot.standins.slack.model import Delivery
+
+T = TypeVar("T")
 
 
 class BackgroundServer:
@@ -80,6 +84,13 @@ class BackgroundServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._thread = None
+
+    async def call(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` on the server's loop (where its WebSockets live); awaitable from any other loop."""
+        if self._loop is None:
+            work.close()
+            raise RuntimeError("the emulator is not started: call start() first")
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Delivery:
         """POST from the server's loop; awaitable from any other loop."""

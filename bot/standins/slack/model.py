@@ -109,11 +109,13 @@ class Change:
 
 @dataclass
 class Delivery:
-    """The app's HTTP answer to a delivered request (its ack)."""
+    """The app's answer to a delivered request (its ack): over HTTP, or over Socket Mode (status 200 and the
+    ack's payload as JSON; 504 when no attempt was acknowledged)."""
 
     status: int
     body: str
     elapsed_s: float
+    attempts: int = 1  # Socket Mode: envelopes sent (1 + redeliveries)
 
 
 @dataclass
@@ -123,6 +125,8 @@ class User:
     real_name: str
     tz: str = "UTC"
     is_bot: bool = False
+    deleted: bool = False  # deactivated: nobody can open a DM with them
+    dms_restricted: bool = False  # a workspace preference keeps the app from posting to them
 
 
 @dataclass

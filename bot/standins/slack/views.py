@@ -22,6 +22,8 @@ class Views:
         self.trigger_ttl_s = trigger_ttl_s
         self.triggers: dict[str, tuple[str, float, bool]] = {}  # id -> (user, issued, used)
         self.views: dict[str, View] = {}
+        self.homes: dict[str, View] = {}  # user -> the Home tab published for them
+        self.publishes: dict[str, int] = {}  # user -> views.publish calls that changed it
 
     def new_trigger(self, user: str) -> str:
         trigger = self.ws.ids.trigger()
@@ -75,6 +77,21 @@ class Views:
             if view_hash and view_hash != view.hash:
                 raise SlackError("hash_conflict")
             view.view, view.hash = spec, secrets.token_hex(8)
+            return view
+
+    def publish(self, user: str, raw_view: Any, view_hash: Any) -> View:
+        """views.publish: the user's Home tab (type home), replaced whole; `hash` guards against a race."""
+        with self.ws.lock:
+            spec = _decode_view(raw_view)
+            if spec.get("type") != "home":
+                raise SlackError("invalid_arguments", ["[ERROR] must be home [json-pointer:/view/type]"])
+            current = self.homes.get(user)
+            if view_hash and current is not None and view_hash != current.hash:
+                raise SlackError("hash_conflict")
+            view_id = current.id if current is not None else self.ws.ids.next("V")
+            view = View(view_id, user, spec, secrets.token_hex(8), view_id, external_id=spec.get("external_id", ""))
+            self.homes[user] = view
+            self.publishes[user] = self.publishes.get(user, 0) + 1
             return view
 
     def get(self, view_id: str) -> View:
