@@ -15,7 +15,17 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.app import Runtime, is_embedded, monitoring, open_runtime, slack_app, slack_deps, slack_web_client
+from bot.app import (
+    Runtime,
+    check_demo_spec,
+    demo_line,
+    is_embedded,
+    monitoring,
+    open_runtime,
+    slack_app,
+    slack_deps,
+    slack_web_client,
+)
 from bot.cli.worker import connect_temporal, run_worker_until
 from bot.errors import ConfigError, UserInputError
 from bot.monitor.service import run_monitor
@@ -31,6 +41,11 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
     mode.add_argument("--socket-mode", action="store_true", help="connect out to Slack (SHEPHERD_SLACK_APP_TOKEN)")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=3000, help="0 picks a free port (printed)")
+    embedded = serve.add_argument_group("embedded stack (no SHEPHERD_POSTGRES_DSN)")
+    embedded.add_argument("--scale", type=float, help="demo data scale when the demo is first loaded (default 0.005)")
+    embedded.add_argument("--seed", type=int, help="demo data seed when the demo is first loaded (default 7)")
+    embedded.add_argument("--reset", action="store_true",
+                          help="delete the data directory's data (demo, jobs, Temporal history) and load afresh")
     return serve
 
 
@@ -88,13 +103,22 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         raise UserInputError("--socket-mode needs the app-level token in SHEPHERD_SLACK_APP_TOKEN (xapp-...)")
     if not 0 <= args.port <= 65535:
         raise UserInputError(f"--port {args.port} is not a port number")
+    scale, seed, reset = getattr(args, "scale", None), getattr(args, "seed", None), bool(getattr(args, "reset", False))
+    if not is_embedded(settings) and (scale is not None or seed is not None or reset):
+        raise UserInputError("--scale, --seed and --reset are for the embedded stack; SHEPHERD_POSTGRES_DSN is set")
+    if scale is not None and not scale > 0:
+        raise UserInputError(f"--scale {scale} must be above 0")
+    if is_embedded(settings):
+        check_demo_spec(settings, scale, seed, reset=reset)  # before anything starts
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        with open_runtime(settings, temporal=is_embedded(settings)) as rt:
+        with open_runtime(settings, temporal=is_embedded(settings), scale=scale, seed=seed, reset=reset) as rt:
+            if rt.demo is not None:
+                print(f"shepherd serve: embedded stack in {settings.data_dir}; {demo_line(rt)}", flush=True)
             await serve_until(rt, args, stop)
 
     asyncio.run(main())

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bot.app import Runtime, monitoring, open_runtime, slack_app, slack_deps
+from bot.app import Runtime, demo_line, monitoring, open_runtime, slack_app, slack_deps
 from bot.cli.worker import connect_temporal, run_worker_until
 from bot.monitor.service import run_monitor
 from bot.settings import Settings
@@ -34,6 +34,7 @@ def _banner(rt: Runtime, settings: Settings, seconds: float, app_url: str) -> st
         f"  temporal:  {rt.temporal_address} (worker on task queue {settings.temporal_task_queue})\n"
         f"  demo:      {len(rt.registry)} customers on {len(rt.config.clusters)} clusters "
         f"(config written to {settings.data_dir / 'shepherd.yml'})\n"
+        f"             {demo_line(rt)}\n"
         f"  slack:     local stand-in; the Bolt app answers at {app_url}\n"
         "  people:    alice (operator, approver), bob (approver), carol (operator), dave (neither); channel #ops\n"
         "Try: /backfill plan hilton --window 5d, click 1, /purge oportun --types 1-3, /as bob, click 1, "
@@ -104,7 +105,7 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
 
 
 def run_dev(settings: Settings, *, scale: float | None, seed: int | None, ready_exit: bool,
-            script: Path | None = None) -> int:
+            script: Path | None = None, reset: bool = False) -> int:
     began = time.monotonic()
 
     async def main() -> int:
@@ -112,7 +113,7 @@ def run_dev(settings: Settings, *, scale: float | None, seed: int | None, ready_
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        with open_runtime(settings, temporal=True, scale=scale, seed=seed) as rt:
+        with open_runtime(settings, temporal=True, scale=scale, seed=seed, reset=reset) as rt:
             code = await _session(rt, settings, began, ready_exit=ready_exit, script=script, stop=stop)
             if not ready_exit and script is None:
                 print("\nstopping the embedded stack ...", flush=True)
