@@ -210,15 +210,25 @@ def slack_deps(rt: Runtime, temporal_client: Any, web_client: Any, *, now: Any =
                      linear=linear)
 
 
-def slack_app(settings: Settings, deps: Any) -> Any:
-    """The Bolt app with Shepherd's listeners; request signatures are always checked."""
-    from slack_bolt.async_app import AsyncApp
+def slack_app(settings: Settings, deps: Any, token: Any = None) -> Any:
+    """The Bolt app with Shepherd's listeners; request signatures are always checked.
 
+    Requests are authorized from `token` (a bot.slack.auth.TokenCheck, checked once at start by the
+    caller), never by a Web API call per request: an ack does not need Slack's API to be up.
+    """
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.slack.auth import TokenCheck
     from bot.slack.listeners import register
 
     assert settings.slack_signing_secret is not None
-    app = AsyncApp(client=deps.client, signing_secret=settings.slack_signing_secret.get_secret_value(),
-                   request_verification_enabled=True, process_before_response=True)
+    token = token or TokenCheck(deps.client)
+    # Bolt's own client carries no token: Bolt sets the authorized one per request (and, given a token
+    # here, would warn that `authorize` overrides it). Shepherd's listeners use deps.client.
+    bolt_client = AsyncWebClient(base_url=deps.client.base_url, timeout=deps.client.timeout)
+    app = AsyncApp(client=bolt_client, signing_secret=settings.slack_signing_secret.get_secret_value(),
+                   authorize=token.authorize, request_verification_enabled=True, process_before_response=True)
     app.shepherd_background = register(app, deps)  # type: ignore[attr-defined]
     return app
 

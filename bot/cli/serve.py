@@ -30,6 +30,7 @@ from bot.cli.worker import connect_temporal, run_worker_until
 from bot.errors import ConfigError, UserInputError
 from bot.monitor.service import run_monitor
 from bot.settings import Settings
+from bot.slack.auth import TokenCheck
 
 EVENTS_PATH = "/slack/events"
 
@@ -64,11 +65,23 @@ async def http_server(app: Any, host: str, port: int) -> AsyncIterator[int]:
         await runner.cleanup()
 
 
-async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event) -> None:
+async def check_token(settings: Settings) -> TokenCheck:
+    """The bot token, checked once before anything starts: refused is a ConfigError (exit 2);
+    Slack not answering is said, and serve starts anyway (acks never need the Web API)."""
+    token = TokenCheck(slack_web_client(settings))
+    if not await token.check():
+        print("shepherd serve: Slack's Web API did not answer the token check; starting anyway, replies wait"
+              " in the outbox", flush=True)
+    return token
+
+
+async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event,
+                      token: TokenCheck | None = None) -> None:
     settings = rt.settings
+    token = token or await check_token(settings)
     client = await connect_temporal(settings, rt.temporal_address)
-    deps = slack_deps(rt, client, slack_web_client(settings))
-    app = slack_app(settings, deps)
+    deps = slack_deps(rt, client, token.client)
+    app = slack_app(settings, deps, token)
     worker = None
     if rt.embedded is not None:
         worker = asyncio.create_task(run_worker_until(rt, stop))
@@ -91,6 +104,7 @@ async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event
         await app.shepherd_background.drain()  # finish the work already acknowledged
     finally:
         stop.set()
+        await token.close()
         await watching
         if worker is not None:
             await worker
@@ -116,10 +130,11 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        token = await check_token(settings)
         with open_runtime(settings, temporal=is_embedded(settings), scale=scale, seed=seed, reset=reset) as rt:
             if rt.demo is not None:
                 print(f"shepherd serve: embedded stack in {settings.data_dir}; {demo_line(rt)}", flush=True)
-            await serve_until(rt, args, stop)
+            await serve_until(rt, args, stop, token)
 
     asyncio.run(main())
     return 0

@@ -57,6 +57,7 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
                    stop: asyncio.Event) -> int:
     from bot.app import slack_web_client
     from bot.cli.serve import EVENTS_PATH, http_server
+    from bot.slack.auth import TokenCheck
     from bot.standins.console.console import Console
     from bot.standins.linear import LinearStandIn
 
@@ -73,7 +74,9 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
         rt.settings = settings
         client = await connect_temporal(settings, rt.temporal_address)
         deps = slack_deps(rt, client, slack_web_client(settings))
-        app = slack_app(settings, deps)
+        token_check = TokenCheck(deps.client)
+        await token_check.check()
+        app = slack_app(settings, deps, token_check)
         worker_ready = asyncio.Event()
         worker = asyncio.create_task(run_worker_until(rt, stop, ready=lambda _: worker_ready.set()))
         monitor, poster = monitoring(settings, deps)
@@ -96,6 +99,7 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
                 return 0
         finally:
             stop.set()
+            await token_check.close()
             await app.shepherd_background.drain()
             await watching
             await worker
