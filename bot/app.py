@@ -227,8 +227,12 @@ def slack_app(settings: Settings, deps: Any, token: Any = None) -> Any:
     # Bolt's own client carries no token: Bolt sets the authorized one per request (and, given a token
     # here, would warn that `authorize` overrides it). Shepherd's listeners use deps.client.
     bolt_client = AsyncWebClient(base_url=deps.client.base_url, timeout=deps.client.timeout)
+    async def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> Any:
+        # a plain function: Bolt passes arguments by the names it finds (a bound method's `self` confuses it)
+        return await token.authorize(enterprise_id, team_id, user_id)
+
     app = AsyncApp(client=bolt_client, signing_secret=settings.slack_signing_secret.get_secret_value(),
-                   authorize=token.authorize, request_verification_enabled=True, process_before_response=True)
+                   authorize=authorize, request_verification_enabled=True, process_before_response=True)
     app.shepherd_background = register(app, deps)  # type: ignore[attr-defined]
     return app
 

@@ -13,10 +13,8 @@ import ctypes
 import ctypes.util
 import os
 import signal
-import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,25 +138,6 @@ def stop(server: ServerProcess, timeout: float = 15.0) -> bool:
     except psutil.Error:
         pass
     return not is_same(server)
-
-
-def answers(address: str, timeout: float = 1.0) -> bool:
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
-def wait_gone(servers: Iterable[ServerProcess], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    pending = list(servers)
-    while pending and time.monotonic() < deadline:
-        pending = [s for s in pending if is_same(s)]
-        if pending:
-            time.sleep(0.1)
-    return not pending
 
 
 def die_with_parent() -> Callable[[], None] | None:

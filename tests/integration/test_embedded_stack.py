@@ -131,7 +131,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_a_leftover_temporal_is_adopted_and_stopped_with_the_stack(data: Path) -> None:
+def test_a_leftover_temporal_is_stopped_and_replaced_on_the_same_db_file(data: Path) -> None:
     data.mkdir(parents=True)
     port = free_port()
     # A leftover as an older Shepherd left it: no death signal, a relative db path read from its cwd.
@@ -143,12 +143,12 @@ def test_a_leftover_temporal_is_adopted_and_stopped_with_the_stack(data: Path) -
         assert wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 30)
         holder = Holder(data)
         try:
-            assert holder.state["temporal"] == f"127.0.0.1:{port}", holder.output
-            assert holder.state["adopted"] == {"temporal": leftover.pid}
-            assert [s.pid for s in servers(data)[0]] == [leftover.pid]  # no second server on the db file
+            assert leftover.wait(timeout=30) is not None  # stopped before the new one started
+            assert holder.state["temporal"] != f"127.0.0.1:{port}", holder.output
+            (running,) = servers(data)[0]  # exactly one server on the db file: the new one
+            assert running.pid != leftover.pid
         finally:
             assert holder.stop() == 0
-        assert leftover.wait(timeout=30) is not None
         assert servers(data) == ([], [])
     finally:
         if leftover.poll() is None:
