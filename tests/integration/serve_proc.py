@@ -95,6 +95,12 @@ class Serve:
             time.sleep(0.1)
         return self.url
 
+    def exited(self, timeout: float = 120) -> int:
+        """Wait for it to exit by itself."""
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return code
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
