@@ -29,6 +29,12 @@ from bot.embedded.processes import ServerProcess, postgres_servers, temporal_ser
 ROOT = Path(__file__).resolve().parents[2]
 SECRET, TOKEN = "restart-signing-secret", "xoxb-restart-token"
 USERS = {"U_ALICE": "alice", "U_BOB": "bob", "U_CAROL": "carol", "U_DAVE": "dave"}
+KEPT = ("SHEPHERD_SLACK_CONTRACT", "SHEPHERD_LINEAR_SCHEMA")  # where the stand-ins' contracts are, if set
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without SHEPHERD_* settings (the stand-ins' contract paths kept)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SHEPHERD_") or k in KEPT}
 
 
 def new_data_dir() -> Path:
@@ -62,7 +68,7 @@ class Serve:
     """One `shepherd serve --http` process; its output is collected in `lines`."""
 
     def __init__(self, data: Path, emu: Any, config: Path | None, *args: str, token: str = TOKEN) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHEPHERD_")}
+        env = clean_env()
         env.update(SHEPHERD_SLACK_BOT_TOKEN=token, SHEPHERD_SLACK_SIGNING_SECRET=SECRET,
                    SHEPHERD_SLACK_API_URL=emu.api_url)
         if config is not None:
@@ -158,6 +164,6 @@ def ch_counts(data: Path) -> dict[str, dict[str, list[int]]]:
 
 
 def shepherd(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHEPHERD_")}
+    env = clean_env()
     return subprocess.run([sys.executable, "-m", "bot.cli.main", "--data-dir", str(data), *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, env=env)
