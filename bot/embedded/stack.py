@@ -110,7 +110,7 @@ class EmbeddedStack:
         self.pg_dsn = ""
         self.chdb: Any = None
         self.temporal_address: str | None = None
-        self.adopted: dict[str, int] = {}  # "postgres" / "temporal" -> pid of a leftover server taken over
+        self.adopted: dict[str, int] = {}  # "postgres" -> pid of the leftover server taken over
         self._lock: IO[str] | None = None
         self._pg: Any = None
         self._postmaster: ServerProcess | None = None
