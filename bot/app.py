@@ -26,7 +26,7 @@ from bot.registry import CustomerRegistry, discover_customers
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-OUTAGE_ATTEMPTS = 20  # the outbox poster's attempts per message through a Slack outage (about 15 minutes)
+OUTAGE_ATTEMPTS = 20  # the outbox poster's attempts per message through a Slack outage (about 10 minutes)
 
 
 @dataclass
@@ -257,7 +257,7 @@ def monitoring(settings: Settings, deps: Any) -> tuple[Any, Any]:
                             base_url=settings.slack_api_url or AsyncWebClient.BASE_URL, retry_handlers=[])
     verify = VerifyService(config, planning.registry, planning.source, planning.lookup)
     job_end = JobEnd(pool, outbox, WriteupService(pool, config), verify, after_jobs=config.verify.after_jobs)
-    # 5xx and unreachable: backoff doubling to 60 s, 20 attempts: a Slack outage of about 15 minutes is
+    # 5xx and unreachable: backoff doubling to 60 s, 20 attempts: a Slack outage of about 10 minutes is
     # waited out (replies queued while it is down go out after), a longer one fails the row, logged.
     poster = SlackPoster(outbox, client, max_attempts=OUTAGE_ATTEMPTS)
     return Monitor(pool, deps.jobs, outbox, config, deps.now, job_end), poster
