@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import time
 from collections import Counter
 from typing import Any
@@ -148,3 +149,4 @@ async def test_sigkill_and_restart_of_serve_loses_nothing() -> None:
                 proc.kill()
         emu.close()
         kill_servers(data)
+        shutil.rmtree(data.parent, ignore_errors=True)

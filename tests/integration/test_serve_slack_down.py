@@ -8,6 +8,7 @@ token is checked once at start and the ack never calls Slack.
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,6 +33,7 @@ async def test_a_token_slack_refuses_stops_serve_at_start_with_a_clear_error() -
         assert not (data / "postgres").exists()  # checked before anything started
     finally:
         emu.close()
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 class Running:
@@ -55,6 +57,7 @@ async def running() -> AsyncIterator[Running]:
             serve.kill()
         emu.close()
         kill_servers(data)
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 async def test_with_slack_down_commands_are_acked_and_replies_arrive_once_it_is_back(running: Running) -> None:
@@ -93,6 +96,9 @@ async def test_a_replayed_signed_request_runs_once(running: Running) -> None:
     plans = [m for m in emu.messages("C_OPS")[before:] if "spirit" in str(m.blocks)]
     assert len(plans) == 1
     assert pg(data, "SELECT count(*) FROM shepherd.jobs WHERE plan::text LIKE '%%spirit%%'") == [(1,)]
-    audit = pg(data, "SELECT count(*) FROM shepherd.audit_log WHERE action = '/backfill_plan'")
-    assert audit[0][0] >= 1
+    ((job,),) = pg(data, "SELECT id FROM shepherd.jobs WHERE plan::text LIKE '%%spirit%%'")
+    audited = "SELECT count(*) FROM shepherd.audit_log WHERE action = '/backfill_plan' AND target = %s"
+    await emu.wait_for(lambda: pg(data, audited, job)[0][0] > 0, timeout=60)
+    await asyncio.sleep(2)
+    assert pg(data, audited, job) == [(1,)]  # the command ran (and was audited) once
     assert "delivered again" in running.serve.output  # logged, with the timestamp, never the signature
