@@ -66,7 +66,7 @@ def main() -> None:
     config = parse_config(demo_config(spec), "demo config")
     customer = next(c for c in config.customers.explicit if c.name == args.customer)
     with EmbeddedStack(args.data_dir, temporal=True) as stack:
-        load_demo(stack.pg_dsn, stack.clickhouse, spec)
+        load_demo(stack.pg_dsn, stack.clickhouse, spec, reload_other_spec=True)
         pool = make_pool(stack.pg_dsn, max_size=8)
         apply_migrations(pool)
         lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: stack.chdb), config.lookup)

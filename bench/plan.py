@@ -42,7 +42,7 @@ def main() -> None:
     config = parse_config(demo_config(spec), "demo config")
     with EmbeddedStack(args.data_dir, temporal=False) as stack:
         began = time.perf_counter()
-        stats = load_demo(stack.pg_dsn, stack.clickhouse, spec)
+        stats = load_demo(stack.pg_dsn, stack.clickhouse, spec, reload_other_spec=True)
         load_s = time.perf_counter() - began
         pool = make_pool(stack.pg_dsn)
         lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: stack.chdb), config.lookup)

@@ -81,7 +81,7 @@ def main() -> None:
     raw = demo_config(spec)
     raw["purge"]["strategy"] = args.strategy
     with EmbeddedStack(args.data_dir, temporal=True) as stack:
-        load_demo(stack.pg_dsn, stack.clickhouse, spec, db_prefix="")
+        load_demo(stack.pg_dsn, stack.clickhouse, spec, reload_other_spec=True)
         db, session = ch_database("us-east-2"), stack.chdb
         for name in COPIES:  # fresh identical copies each run
             session.query(f"DROP DATABASE IF EXISTS bench_{name}")

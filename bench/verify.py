@@ -61,7 +61,7 @@ def main() -> None:
         lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: stack.chdb), config.lookup)
         saved = json.loads(marker.read_text()) if marker.exists() else {}
         if saved.get("spec") != spec.key():  # the loader would reload a cleaned ClickHouse: mark ours
-            stats = load_demo(stack.pg_dsn, stack.clickhouse, spec)
+            stats = load_demo(stack.pg_dsn, stack.clickhouse, spec, reload_other_spec=True)
             purged = purge_appeals(lookup, [c.name for c in config.clusters], config.appeal_types)
             saved = {"spec": spec.key(), "scorecards": stats.scorecards, "scores": stats.scores, "purged": purged}
             marker.write_text(json.dumps(saved))

@@ -8,6 +8,7 @@ dev server under the data directory, loaded with the demo dataset and its scaled
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,6 +25,9 @@ from bot.planning import PlanningService
 from bot.registry import CustomerRegistry, discover_customers
 from bot.settings import Settings
 
+log = logging.getLogger(__name__)
+OUTAGE_ATTEMPTS = 20  # the outbox poster's attempts per message through a Slack outage (about 10 minutes)
+
 
 @dataclass
 class Runtime:
@@ -36,6 +40,18 @@ class Runtime:
     planning: PlanningService
     temporal_address: str | None
     embedded: Any | None = None  # EmbeddedStack when running on embedded parts
+    demo: Any | None = None  # DemoStats of the embedded demo: loaded now, or reused
+
+
+def demo_line(rt: Runtime) -> str:
+    """One line saying whether the embedded demo was loaded now or reused ("" in production)."""
+    stats = rt.demo
+    if stats is None:
+        return ""
+    spec = saved_demo(rt.settings)
+    what = (f"demo loaded now ({stats.scorecards:,} scorecards in {stats.seconds:.1f} s)" if stats.reloaded
+            else f"demo reused: loaded {stats.loaded_at or 'earlier'}, jobs' changes kept")
+    return f"{what}; --scale {spec.get('scale')} --seed {spec.get('seed')}"
 
 
 def is_embedded(settings: Settings) -> bool:
@@ -43,18 +59,41 @@ def is_embedded(settings: Settings) -> bool:
 
 
 def demo_spec_for(settings: Settings, scale: float | None = None, seed: int | None = None) -> Any:
-    """The demo spec to use: explicit values, else what the data directory was loaded with."""
+    """The demo spec to use: explicit values, else what the data directory was loaded with, else the defaults."""
     from bot.embedded.demo import DemoSpec
 
-    saved: dict[str, Any] = {}
-    marker = settings.data_dir / "demo.json"
-    if marker.exists():
-        saved = json.loads(marker.read_text())
+    saved = saved_demo(settings)
     spec = DemoSpec()
     return DemoSpec(
         scale=scale if scale is not None else saved.get("scale", spec.scale),
         seed=seed if seed is not None else saved.get("seed", spec.seed),
     )
+
+
+def saved_demo(settings: Settings) -> dict[str, Any]:
+    """What `demo.json` in the data directory says was loaded ({} when nothing was)."""
+    marker = settings.data_dir / "demo.json"
+    try:
+        doc = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def check_demo_spec(settings: Settings, scale: float | None, seed: int | None, *, reset: bool = False) -> None:
+    """Refuse, before anything starts, a --scale/--seed other than the loaded demo's (unless --reset)."""
+    from bot.embedded.demo_marker import RESET_HINT, DemoSpecChanged
+
+    saved = saved_demo(settings)
+    if reset or not saved:
+        return
+    asked = {"scale": scale, "seed": seed}
+    changed = [f"--{k} {v} (loaded: {saved.get(k)})" for k, v in asked.items() if v is not None and v != saved.get(k)]
+    if changed:
+        raise DemoSpecChanged(
+            f"{settings.data_dir} holds the demo loaded with --scale {saved.get('scale')} --seed {saved.get('seed')};"
+            f" you asked for {', '.join(changed)}. Jobs may have changed that data, so it is not loaded over:"
+            f" {RESET_HINT}, or use another --data-dir.")
 
 
 def embedded_config(settings: Settings, spec: Any) -> ShepherdConfig:
@@ -72,26 +111,29 @@ def embedded_registry(config: ShepherdConfig) -> CustomerRegistry:
 
 @contextmanager
 def open_runtime(
-    settings: Settings, *, temporal: bool, scale: float | None = None, seed: int | None = None
+    settings: Settings, *, temporal: bool, scale: float | None = None, seed: int | None = None, reset: bool = False
 ) -> Iterator[Runtime]:
     with ExitStack() as stack:
         if is_embedded(settings):
-            yield _embedded(settings, stack, temporal=temporal, scale=scale, seed=seed)
+            yield _embedded(settings, stack, temporal=temporal, scale=scale, seed=seed, reset=reset)
         else:
             yield _production(settings, stack)
 
 
 def _embedded(
-    settings: Settings, stack: ExitStack, *, temporal: bool, scale: float | None, seed: int | None
+    settings: Settings, stack: ExitStack, *, temporal: bool, scale: float | None, seed: int | None, reset: bool
 ) -> Runtime:
     from bot.embedded.demo import load_demo
     from bot.embedded.stack import EmbeddedStack
 
+    check_demo_spec(settings, scale, seed, reset=reset)
     spec = demo_spec_for(settings, scale, seed)
     config = embedded_config(settings, spec)
-    parts = stack.enter_context(EmbeddedStack(settings.data_dir, temporal=temporal))
-    load_demo(parts.pg_dsn, parts.clickhouse, spec)
-    (settings.data_dir / "demo.json").write_text(json.dumps({"scale": spec.scale, "seed": spec.seed}))
+    parts = stack.enter_context(EmbeddedStack(settings.data_dir, temporal=temporal, reset=reset))
+    demo = load_demo(parts.pg_dsn, parts.clickhouse, spec)
+    log.info("embedded demo in %s: %s", settings.data_dir, "loaded now" if demo.reloaded else "reused")
+    (settings.data_dir / "demo.json").write_text(json.dumps(
+        {"scale": spec.scale, "seed": spec.seed, "loaded_at": demo.loaded_at}))
     (settings.data_dir / "shepherd.yml").write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
     pool = make_pool(parts.pg_dsn, max_size=20)
     stack.callback(pool.close)
@@ -99,7 +141,7 @@ def _embedded(
     lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: parts.chdb), config.lookup)
     registry = embedded_registry(config)
     planning = PlanningService(config, registry, pool, lookup)
-    return Runtime(settings, config, registry, pool, pool, lookup, planning, parts.temporal_address, parts)
+    return Runtime(settings, config, registry, pool, pool, lookup, planning, parts.temporal_address, parts, demo)
 
 
 def _production(settings: Settings, stack: ExitStack) -> Runtime:
@@ -169,15 +211,29 @@ def slack_deps(rt: Runtime, temporal_client: Any, web_client: Any, *, now: Any =
                      linear=linear)
 
 
-def slack_app(settings: Settings, deps: Any) -> Any:
-    """The Bolt app with Shepherd's listeners; request signatures are always checked."""
-    from slack_bolt.async_app import AsyncApp
+def slack_app(settings: Settings, deps: Any, token: Any = None) -> Any:
+    """The Bolt app with Shepherd's listeners; request signatures are always checked.
 
+    Requests are authorized from `token` (a bot.slack.auth.TokenCheck, checked once at start by the
+    caller), never by a Web API call per request: an ack does not need Slack's API to be up.
+    """
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.slack.auth import TokenCheck
     from bot.slack.listeners import register
 
     assert settings.slack_signing_secret is not None
-    app = AsyncApp(client=deps.client, signing_secret=settings.slack_signing_secret.get_secret_value(),
-                   request_verification_enabled=True, process_before_response=True)
+    token = token or TokenCheck(deps.client)
+    # Bolt's own client carries no token: Bolt sets the authorized one per request (and, given a token
+    # here, would warn that `authorize` overrides it). Shepherd's listeners use deps.client.
+    bolt_client = AsyncWebClient(base_url=deps.client.base_url, timeout=deps.client.timeout)
+    async def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> Any:
+        # a plain function: Bolt passes arguments by the names it finds (a bound method's `self` confuses it)
+        return await token.authorize(enterprise_id, team_id, user_id)
+
+    app = AsyncApp(client=bolt_client, signing_secret=settings.slack_signing_secret.get_secret_value(),
+                   authorize=authorize, request_verification_enabled=True, process_before_response=True)
     app.shepherd_background = register(app, deps)  # type: ignore[attr-defined]
     return app
 
@@ -206,4 +262,6 @@ def monitoring(settings: Settings, deps: Any) -> tuple[Any, Any]:
     expiry = ApprovalExpiry(deps.approvals, deps.records, outbox, notices, deps.now, lambda users: deps.changed(users))
     monitor = Monitor(pool, deps.jobs, outbox, config, deps.now, job_end, notices=notices, expiry=expiry,
                       on_change=lambda users: deps.changed(users))
-    return monitor, SlackPoster(outbox, client)
+    # 5xx and unreachable: backoff doubling to 60 s, 20 attempts: a Slack outage of about 10 minutes is
+    # waited out (replies queued while it is down go out after), a longer one fails the row, logged.
+    return monitor, SlackPoster(outbox, client, max_attempts=OUTAGE_ATTEMPTS)

@@ -117,7 +117,9 @@ class BackfillSettings(Strict):
     progress_total_key: str = "TotalConversationCount"
     batch_rows: int = Field(default=50_000, ge=1)
     pause_between_days_s: float = Field(default=0.0, ge=0)  # breathing room for the source database
-    heartbeat_timeout_s: float = Field(default=300.0, gt=0)
+    # A window or purge chunk whose worker stops heartbeating this long is retried (on any worker).
+    # Heartbeats reach Temporal every HEARTBEAT_EVERY_S (bot/temporal/worker.py): the default is six.
+    heartbeat_timeout_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")

@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="run Shepherd on the embedded stack with the demo dataset")
     dev.add_argument("--scale", type=float, help="demo data scale (1.0 = production volumes; default 0.005)")
     dev.add_argument("--seed", type=int, help="demo data seed (default 7)")
+    dev.add_argument("--reset", action="store_true",
+                     help="delete this data directory's data (demo, jobs, Temporal history) and load the demo afresh")
     dev.add_argument("--ready-exit", action="store_true", help="start, report readiness, then stop")
     dev.add_argument("--script", type=Path, metavar="FILE",
                      help="run console lines from FILE, then stop (exit 1 at the first line that fails)")
@@ -86,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.script is not None and not args.script.is_file():
                 raise UserInputError(f"--script {args.script}: no such file")
             return run_dev(settings, scale=args.scale, seed=args.seed, ready_exit=args.ready_exit,
-                           script=args.script, socket_mode=args.socket_mode)
+                           script=args.script, socket_mode=args.socket_mode, reset=args.reset)
         if args.command == "worker":
             from bot.cli.worker import run_worker
 

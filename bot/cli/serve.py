@@ -15,11 +15,22 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.app import Runtime, is_embedded, monitoring, open_runtime, slack_app, slack_deps, slack_web_client
+from bot.app import (
+    Runtime,
+    check_demo_spec,
+    demo_line,
+    is_embedded,
+    monitoring,
+    open_runtime,
+    slack_app,
+    slack_deps,
+    slack_web_client,
+)
 from bot.cli.worker import connect_temporal, run_worker_until
 from bot.errors import ConfigError, UserInputError
 from bot.monitor.service import run_monitor
 from bot.settings import Settings
+from bot.slack.auth import TokenCheck
 
 EVENTS_PATH = "/slack/events"
 
@@ -31,6 +42,11 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
     mode.add_argument("--socket-mode", action="store_true", help="connect out to Slack (SHEPHERD_SLACK_APP_TOKEN)")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=3000, help="0 picks a free port (printed)")
+    embedded = serve.add_argument_group("embedded stack (no SHEPHERD_POSTGRES_DSN)")
+    embedded.add_argument("--scale", type=float, help="demo data scale when the demo is first loaded (default 0.005)")
+    embedded.add_argument("--seed", type=int, help="demo data seed when the demo is first loaded (default 7)")
+    embedded.add_argument("--reset", action="store_true",
+                          help="delete the data directory's data (demo, jobs, Temporal history) and load afresh")
     return serve
 
 
@@ -62,11 +78,23 @@ async def socket_mode(app: Any, app_token: str, *, ping_interval: float = 10.0) 
         await handler.close_async()
 
 
-async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event) -> None:
+async def check_token(settings: Settings) -> TokenCheck:
+    """The bot token, checked once before anything starts: refused is a ConfigError (exit 2);
+    Slack not answering is said, and serve starts anyway (acks never need the Web API)."""
+    token = TokenCheck(slack_web_client(settings))
+    if not await token.check():
+        print("shepherd serve: Slack's Web API did not answer the token check; starting anyway, replies wait"
+              " in the outbox", flush=True)
+    return token
+
+
+async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event,
+                      token: TokenCheck | None = None) -> None:
     settings = rt.settings
+    token = token or await check_token(settings)
     client = await connect_temporal(settings, rt.temporal_address)
-    deps = slack_deps(rt, client, slack_web_client(settings))
-    app = slack_app(settings, deps)
+    deps = slack_deps(rt, client, token.client)
+    app = slack_app(settings, deps, token)
     worker = None
     if rt.embedded is not None:
         worker = asyncio.create_task(run_worker_until(rt, stop))
@@ -85,6 +113,7 @@ async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event
         await app.shepherd_background.drain()  # finish the work already acknowledged
     finally:
         stop.set()
+        await token.close()
         await watching
         if worker is not None:
             await worker
@@ -97,14 +126,24 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         raise UserInputError("--socket-mode needs the app-level token in SHEPHERD_SLACK_APP_TOKEN (xapp-...)")
     if not 0 <= args.port <= 65535:
         raise UserInputError(f"--port {args.port} is not a port number")
+    scale, seed, reset = getattr(args, "scale", None), getattr(args, "seed", None), bool(getattr(args, "reset", False))
+    if not is_embedded(settings) and (scale is not None or seed is not None or reset):
+        raise UserInputError("--scale, --seed and --reset are for the embedded stack; SHEPHERD_POSTGRES_DSN is set")
+    if scale is not None and not scale > 0:
+        raise UserInputError(f"--scale {scale} must be above 0")
+    if is_embedded(settings):
+        check_demo_spec(settings, scale, seed, reset=reset)  # before anything starts
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        with open_runtime(settings, temporal=is_embedded(settings)) as rt:
-            await serve_until(rt, args, stop)
+        token = await check_token(settings)
+        with open_runtime(settings, temporal=is_embedded(settings), scale=scale, seed=seed, reset=reset) as rt:
+            if rt.demo is not None:
+                print(f"shepherd serve: embedded stack in {settings.data_dir}; {demo_line(rt)}", flush=True)
+            await serve_until(rt, args, stop, token)
 
     asyncio.run(main())
     return 0

@@ -12,18 +12,36 @@ cluster's ClickHouse database as CSV ("before cleanup": appeals included).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from bot.adapters.ports import ClickHouse
+from bot.embedded.demo_marker import (
+    RESET_HINT,
+    DemoSpecChanged,
+    Marker,
+    check_clickhouse,
+    checksum,
+    clear_ch_markers,
+    clear_pg_marker,
+    describe_spec,
+    loaded_on,
+    read_pg_marker,
+    source_tables_exist,
+    write_ch_markers,
+    write_pg_marker,
+)
 from bot.embedded.schema import create_source_tables, create_target_tables, index_source_tables
+
+log = logging.getLogger(__name__)
 
 CLUSTERS = ("voice-prod", "chat-prod", "us-east-2", "us-west-2", "eu-west-1", "ca-central-1",
             "ap-southeast-2", "email-prod")
@@ -67,7 +85,9 @@ class DemoStats:
     appeal_scorecards: int = 0
     scores: int = 0
     seconds: float = 0.0
-    reloaded: bool = False
+    reloaded: bool = False  # loaded by this call (False: the marked load was reused)
+    loaded_at: str | None = None  # ISO time the load completed
+    after_partial: bool = False  # an earlier, unfinished load (no marker) was found and replaced
     per_table: dict[str, int] = field(default_factory=dict)
 
 
@@ -137,45 +157,42 @@ def demo_config(spec: DemoSpec, db_prefix: str = "") -> dict[str, Any]:
     }
 
 
-def _loaded_key(conn: psycopg.Connection[Any]) -> str | None:
-    conn.execute("CREATE TABLE IF NOT EXISTS public.demo_meta (spec text NOT NULL, stats jsonb NOT NULL)")
-    row = conn.execute("SELECT spec FROM public.demo_meta").fetchone()
-    return str(row[0]) if row else None
-
-
-def load_demo(pg_dsn: str, ch_for: Callable[[str], ClickHouse], spec: DemoSpec, db_prefix: str = "") -> DemoStats:
-    """Load the dataset (once): Postgres source tables, then every cluster's ClickHouse database."""
+def load_demo(pg_dsn: str, ch_for: Callable[[str], ClickHouse], spec: DemoSpec, db_prefix: str = "", *,
+              reload_other_spec: bool = False) -> DemoStats:
+    """Load the dataset once: Postgres source tables, then every cluster's ClickHouse database, then the
+    markers (bot/embedded/demo_marker.py). Loaded data is never loaded again nor "repaired": jobs change
+    it on purpose. A demo of another spec raises DemoSpecChanged (`reload_other_spec`: replace it, for
+    benchmarks that own their data directory); ClickHouse markers that do not match raise DemoDataMismatch.
+    """
     began = time.monotonic()
+    prefixed = lambda db: ch_for(db_prefix + db)  # noqa: E731
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        prefixed = lambda db: ch_for(db_prefix + db)  # noqa: E731
-        if _loaded_key(conn) == spec.key() and _clickhouse_complete(conn, prefixed):
+        marker = read_pg_marker(conn)
+        if marker is not None and (marker.spec == spec.key() or not reload_other_spec):
+            if marker.spec != spec.key():
+                raise DemoSpecChanged(
+                    f"this data directory holds the demo loaded with {describe_spec(marker.spec)}"
+                    f"{loaded_on(marker)}; you asked for {describe_spec(spec.key())}. Jobs may have changed that data,"
+                    f" so it is not loaded over: {RESET_HINT}, or use another --data-dir.")
+            check_clickhouse(conn, prefixed, marker, CLUSTERS)
             index_source_tables(conn)  # data loaded by an older Shepherd gets today's indexes
-            row = conn.execute("SELECT stats FROM public.demo_meta").fetchone()
-            assert row is not None
-            return DemoStats(**{**row[0], "seconds": time.monotonic() - began, "reloaded": False})
+            known = {k: v for k, v in marker.stats.items() if k in DemoStats.__dataclass_fields__}
+            return DemoStats(**{**known, "seconds": round(time.monotonic() - began, 2), "reloaded": False,
+                                "loaded_at": marker.loaded_at.isoformat() if marker.loaded_at else None})
+        partial = marker is None and source_tables_exist(conn)
+        if partial:
+            log.warning("demo: an earlier load did not finish (no load marker): loading it again")
+        clear_pg_marker(conn)  # from here on the data is not loaded until the markers say so
+        clear_ch_markers(prefixed)
         stats = _load_postgres(conn, spec)
-        for cluster in CLUSTERS:
-            _copy_cluster(conn, prefixed(ch_database(cluster)), cluster)
+        copied = {cluster: _copy_cluster(conn, prefixed(ch_database(cluster)), cluster) for cluster in CLUSTERS}
+        loaded_at = datetime.now(UTC)
         stats.seconds = round(time.monotonic() - began, 2)
-        stats.reloaded = True
-        conn.execute("DELETE FROM public.demo_meta")
-        conn.execute("INSERT INTO public.demo_meta VALUES (%s, %s)", (spec.key(), json.dumps(asdict(stats))))
+        stats.reloaded, stats.loaded_at, stats.after_partial = True, loaded_at.isoformat(), partial
+        sum_ = checksum(spec.key(), stats.per_table, copied)
+        write_ch_markers(prefixed, spec.key(), sum_, copied, loaded_at)
+        write_pg_marker(conn, Marker(spec.key(), sum_, loaded_at, asdict(stats)))
         return stats
-
-
-def _clickhouse_complete(conn: psycopg.Connection[Any], ch_for: Callable[[str], ClickHouse]) -> bool:
-    expected = dict(conn.execute(
-        "SELECT c.cluster, count(*) FROM scorecards s JOIN customers c ON c.id = s.customer_id GROUP BY 1"
-    ).fetchall())
-    for cluster in CLUSTERS:
-        ch = ch_for(ch_database(cluster))
-        try:
-            got = ch.query(f"SELECT count() FROM `{ch.database}`.`scorecards`")[0][0]
-        except Exception:
-            return False
-        if int(got) != int(expected.get(cluster, 0)):
-            return False
-    return True
 
 
 def _load_postgres(conn: psycopg.Connection[Any], spec: DemoSpec) -> DemoStats:
@@ -225,7 +242,8 @@ def _load_postgres(conn: psycopg.Connection[Any], spec: DemoSpec) -> DemoStats:
     )
 
 
-def _copy_cluster(conn: psycopg.Connection[Any], ch: ClickHouse, cluster: str) -> None:
+def _copy_cluster(conn: psycopg.Connection[Any], ch: ClickHouse, cluster: str) -> int:
+    """Copy the cluster's customers' rows; returns the scorecards copied."""
     ch.command(f"DROP TABLE IF EXISTS `{ch.database}`.`scores`")
     ch.command(f"DROP TABLE IF EXISTS `{ch.database}`.`scorecards`")
     create_target_tables(ch)
@@ -239,10 +257,11 @@ def _copy_cluster(conn: psycopg.Connection[Any], ch: ClickHouse, cluster: str) -
         " FROM scores x JOIN scorecards s ON s.id = x.scorecard_id JOIN customers c ON c.id = s.customer_id"
         " WHERE c.cluster = {cluster}"
     )
-    stream_copy(conn, cards, {"cluster": cluster}, ch, "scorecards",
-                ["customer_id", "day", "scorecard_id", "conversation_id", "scorecard_type", "created_at"])
+    rows = stream_copy(conn, cards, {"cluster": cluster}, ch, "scorecards",
+                       ["customer_id", "day", "scorecard_id", "conversation_id", "scorecard_type", "created_at"])
     stream_copy(conn, scores, {"cluster": cluster}, ch, "scores",
                 ["customer_id", "day", "scorecard_id", "criterion_id", "value"])
+    return rows
 
 
 def stream_copy(conn: psycopg.Connection[Any], select: str, params: dict[str, Any], ch: ClickHouse, table: str,

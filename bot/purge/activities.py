@@ -27,6 +27,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from bot.adapters.ports import ClickHouse
 from bot.adapters.sql import ch_table
 from bot.temporal.deps import ActivityDeps
+from bot.temporal.keepalive import keepalive
 from bot.temporal.models import ChunkInput, ChunkResult, ChunkSpec
 
 # A mutation takes tens of milliseconds on a small part, minutes on a big one. The first poll comes
@@ -165,30 +166,32 @@ class PurgeActivities:
         found = self.deps.lookup.connect(inp.cluster)
         target, c = self.target(found.client, inp), inp.chunk
         beat: dict[str, Any] = {"chunk": c.index, "region": found.region, "tag": target.tag}
-        # An earlier attempt may have issued the delete (whether or not it lived to heartbeat it).
-        mine = target.find() if info.attempt > 1 or last else None
-        if mine is not None and mine[2]:
-            target.kill(mine[0])  # it keeps failing: clear it, and delete afresh below
-            mine = None
         mutation_id: str | None
-        if mine is None:
-            previous = self.target(found.client, inp, inp.previous, "p_") if inp.previous else None
-            live, previous_live, unfinished = target.guard(previous)
-            if inp.previous is not None and previous_live > inp.previous.rows * (1 + inp.drift_tolerance):
-                raise ApplicationError(drift_reason(inp, previous_live, inp.previous), {"chunk": inp.previous.index},
-                                       type="DataDrift", non_retryable=True)
-            if live > c.rows * (1 + inp.drift_tolerance):
-                raise ApplicationError(drift_reason(inp, live), {"chunk": c.index}, type="DataDrift",
-                                       non_retryable=True)
-            if live == 0:
-                return ChunkResult(c.index, 0, None, round(time.monotonic() - began, 3), found.region)
-            if unfinished > inp.max_unfinished_mutations:
-                self._wait_for_queue(target, inp, beat)
-            target.issue(inp.strategy)
-            mutation_id = None  # found by its tag at the first poll
-        else:
-            mutation_id = mine[0]
-            live = int(last.get("live", c.rows))
+        # The recount and the delete's issue are single long calls at production sizes: heartbeat meanwhile.
+        with keepalive(lambda: beat):
+            # An earlier attempt may have issued the delete (whether or not it lived to heartbeat it).
+            mine = target.find() if info.attempt > 1 or last else None
+            if mine is not None and mine[2]:
+                target.kill(mine[0])  # it keeps failing: clear it, and delete afresh below
+                mine = None
+            if mine is None:
+                previous = self.target(found.client, inp, inp.previous, "p_") if inp.previous else None
+                live, previous_live, unfinished = target.guard(previous)
+                if inp.previous is not None and previous_live > inp.previous.rows * (1 + inp.drift_tolerance):
+                    raise ApplicationError(drift_reason(inp, previous_live, inp.previous),
+                                           {"chunk": inp.previous.index}, type="DataDrift", non_retryable=True)
+                if live > c.rows * (1 + inp.drift_tolerance):
+                    raise ApplicationError(drift_reason(inp, live), {"chunk": c.index}, type="DataDrift",
+                                           non_retryable=True)
+                if live == 0:
+                    return ChunkResult(c.index, 0, None, round(time.monotonic() - began, 3), found.region)
+                if unfinished > inp.max_unfinished_mutations:
+                    self._wait_for_queue(target, inp, beat)
+                target.issue(inp.strategy)
+                mutation_id = None  # found by its tag at the first poll
+            else:
+                mutation_id = mine[0]
+                live = int(last.get("live", c.rows))
         beat.update(live=live, rows_deleted=0)
         activity.heartbeat(beat)
         mutation_id, deleted = self._wait_for(target, mutation_id, live, beat)

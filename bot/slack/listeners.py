@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -22,6 +23,8 @@ from bot.slack.backfill_modal import CALLBACK as PLAN_CALLBACK
 from bot.slack.backfill_modal import read_plan
 from bot.slack.deps import SlackDeps, Who
 from bot.slack.linear_flow import ticket_errors
+from bot.slack.outbox import Outbox
+from bot.slack.replay import ReplayGuard
 from bot.slack.router import Router
 from commands.grammar import ROOTS, ParseError, parse
 
@@ -33,13 +36,17 @@ class ResponseUrls:
     """Replies through Slack's response_url on one kept-alive HTTP session.
 
     Bolt's respond() opens a new session and connection per reply; under load that was a quarter of
-    the server's time.
+    the server's time. When Slack does not take a private reply (5xx, 429, unreachable), it goes to the
+    outbox as chat.postEphemeral to the same person in the same channel, and the poster delivers it
+    once Slack answers again (a reply that replaces a message cannot be sent that way: it is logged).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, outbox: Outbox | None = None) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self.outbox = outbox
 
-    def to(self, url: str | None, fallback: AsyncRespond) -> Callable[..., Awaitable[Any]]:
+    def to(self, url: str | None, fallback: AsyncRespond, user: str = "", channel: str = "") -> Callable[
+            ..., Awaitable[Any]]:
         if not url:
             return fallback
 
@@ -49,12 +56,27 @@ class ResponseUrls:
             body = {k: v for k, v in payload.items() if v is not None}
             try:
                 async with self._session.post(url, json=body) as answer:
-                    if answer.status >= 400:
-                        log.warning("response_url answered %s: %s", answer.status, (await answer.text())[:200])
-            except aiohttp.ClientError as err:
-                log.warning("response_url unreachable: %s", err)
+                    if answer.status < 400:
+                        return
+                    why = f"HTTP {answer.status}: {(await answer.text())[:200]}"
+                    if answer.status < 500 and answer.status != 429:
+                        log.warning("response_url answered %s", why)
+                        return
+            except (aiohttp.ClientError, TimeoutError) as err:
+                why = f"unreachable: {type(err).__name__}"
+            await self._queue(body, user, channel, why)
 
         return respond
+
+    async def _queue(self, body: dict[str, Any], user: str, channel: str, why: str) -> None:
+        if self.outbox is None or not user or not channel or body.get("replace_original") \
+                or body.get("delete_original") or body.get("response_type") == "in_channel":
+            log.warning("response_url %s; the reply is dropped", why)
+            return
+        args = {k: v for k, v in body.items() if k in ("text", "blocks")}
+        await asyncio.to_thread(self.outbox.enqueue, f"reply:{uuid.uuid4().hex}", "chat.postEphemeral",
+                                {**args, "user": user}, channel=channel)
+        log.warning("response_url %s; the reply waits in the outbox", why)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -64,9 +86,9 @@ class ResponseUrls:
 class Background:
     """Tasks started after an ack; kept referenced until done (asyncio holds only weak references)."""
 
-    def __init__(self) -> None:
+    def __init__(self, outbox: Outbox | None = None) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.replies = ResponseUrls()
+        self.replies = ResponseUrls(outbox)
         self.home: Any = None  # the Home tabs (bot/slack/home.py), set by register()
 
     def start(self, work: Coroutine[Any, Any, Any]) -> None:
@@ -83,12 +105,16 @@ class Background:
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> Background:
-    router = Router(deps)
-    background = Background()
+    """Listeners, behind the replay guard (a signed request delivered again is acked, not run again)."""
+    app.use(ReplayGuard(deps.records.pool))
+    outbox = Outbox(deps.records.pool)
+    router = Router(deps, outbox)
+    background = Background(outbox)
 
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         who = Who(command["user_id"], command["channel_id"], command.get("channel_name"),
-                  background.replies.to(command.get("response_url"), respond))
+                  background.replies.to(command.get("response_url"), respond, command["user_id"],
+                                        command["channel_id"]))
         text = command.get("text", "")
         try:
             parsed = parse(command["command"], text)
@@ -107,7 +133,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> Background:
             who = router.home.who(body["user"]["id"])
         else:
             who = Who(body["user"]["id"], channel.get("id", ""), channel.get("name"),
-                      background.replies.to(body.get("response_url"), respond))
+                      background.replies.to(body.get("response_url"), respond, body["user"]["id"],
+                                            channel.get("id", "")))
         background.start(router.button(action["action_id"], action.get("value", ""), who,
                                        body.get("trigger_id", "")))
 

@@ -23,6 +23,7 @@ from bot.slack.job_flow import JobFlow
 from bot.slack.linear_flow import LinearFlow
 from bot.slack.messages import error, note
 from bot.slack.out import SlackOut
+from bot.slack.outbox import Outbox
 from bot.slack.purge_flow import PurgeFlow
 from bot.slack.verify_flow import VerifyFlow
 from bot.verify.service import VerifyService
@@ -39,9 +40,9 @@ USAGE_OF = {"backfill_plan": "backfill plan", "backfill_run": "backfill run", "j
 
 
 class Router:
-    def __init__(self, deps: SlackDeps) -> None:
+    def __init__(self, deps: SlackDeps, outbox: Outbox | None = None) -> None:
         self.deps = deps
-        out = SlackOut(deps.client, deps.records)
+        out = SlackOut(deps.client, deps.records, outbox)
         self.backfill = BackfillFlow(deps, out)
         self.purge = PurgeFlow(deps, out)
         self.jobs = JobFlow(deps, out)

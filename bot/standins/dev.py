@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bot.app import Runtime, monitoring, open_runtime, slack_app, slack_deps
+from bot.app import Runtime, demo_line, monitoring, open_runtime, slack_app, slack_deps
 from bot.cli.worker import connect_temporal, run_worker_until
 from bot.monitor.service import run_monitor
 from bot.settings import Settings
@@ -38,6 +38,7 @@ def _banner(rt: Runtime, settings: Settings, seconds: float, where: str) -> str:
         f"  temporal:  {rt.temporal_address} (worker on task queue {settings.temporal_task_queue})\n"
         f"  demo:      {len(rt.registry)} customers on {len(rt.config.clusters)} clusters "
         f"(config written to {settings.data_dir / 'shepherd.yml'})\n"
+        f"             {demo_line(rt)}\n"
         f"  slack:     local stand-in; {where}\n"
         "  people:    alice (operator, approver), bob (approver), carol (operator), dave (neither); channel #ops\n"
         "Try: /backfill plan hilton --window 5d, click 1, /purge oportun --types 1-3, /as bob, click 1, "
@@ -76,6 +77,7 @@ async def _connected(app: Any, emu: Any, app_token: str | None) -> AsyncIterator
 async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit: bool, script: Path | None,
                    stop: asyncio.Event, socket: bool = False) -> int:
     from bot.app import slack_web_client
+    from bot.slack.auth import TokenCheck
     from bot.standins.console.console import Console
     from bot.standins.linear import LinearStandIn
 
@@ -94,7 +96,9 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
         rt.settings = settings
         client = await connect_temporal(settings, rt.temporal_address)
         deps = slack_deps(rt, client, slack_web_client(settings))
-        app = slack_app(settings, deps)
+        token_check = TokenCheck(deps.client)
+        await token_check.check()
+        app = slack_app(settings, deps, token_check)
         worker_ready = asyncio.Event()
         worker = asyncio.create_task(run_worker_until(rt, stop, ready=lambda _: worker_ready.set()))
         monitor, poster = monitoring(settings, deps)
@@ -116,6 +120,7 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
                 return 0
         finally:
             stop.set()
+            await token_check.close()
             await app.shepherd_background.drain()
             await watching
             await worker
@@ -125,7 +130,7 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
 
 
 def run_dev(settings: Settings, *, scale: float | None, seed: int | None, ready_exit: bool,
-            script: Path | None = None, socket_mode: bool = False) -> int:
+            script: Path | None = None, socket_mode: bool = False, reset: bool = False) -> int:
     began = time.monotonic()
 
     async def main() -> int:
@@ -133,7 +138,7 @@ def run_dev(settings: Settings, *, scale: float | None, seed: int | None, ready_
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        with open_runtime(settings, temporal=True, scale=scale, seed=seed) as rt:
+        with open_runtime(settings, temporal=True, scale=scale, seed=seed, reset=reset) as rt:
             code = await _session(rt, settings, began, ready_exit=ready_exit, script=script, stop=stop,
                                   socket=socket_mode)
             if not ready_exit and script is None:

@@ -20,6 +20,13 @@ from bot.purge.activities import PurgeActivities
 from bot.purge.workflow import Purge
 from bot.temporal.deps import ActivityDeps
 
+# How often a running activity's heartbeat reaches Temporal (at most; the SDK also sends one at 80%
+# of the activity's heartbeat timeout when that is shorter). Activities heartbeat at least this often
+# themselves (the backfill's keepalive thread: every 2 s; a purge chunk: every poll, at most 1 s), so
+# backfill.heartbeat_timeout_s (default 30 s) is six of these: a dead worker's window is retried
+# within it, and the monitor's progress is at most this old.
+HEARTBEAT_EVERY_S = 5.0
+
 
 def workflows() -> list[type]:
     return [BackfillJob, BackfillWindow, Purge]
@@ -32,7 +39,7 @@ def activities(deps: ActivityDeps) -> list[Any]:
 
 def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_activities: int = 16,
                  extra_workflows: Sequence[type] = (), extra_activities: Sequence[Any] = (),
-                 heartbeat_throttle: timedelta = timedelta(seconds=60)) -> Worker:
+                 heartbeat_throttle: timedelta = timedelta(seconds=HEARTBEAT_EVERY_S)) -> Worker:
     """A worker running every Shepherd workflow and activity (plus `extra_*`, for tests) on `task_queue`."""
     return Worker(
         client,

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import date
 from pathlib import Path
@@ -144,3 +145,76 @@ async def test_sigkill_mid_window_resumes_from_heartbeat(temporal_env: Any, pg_s
             " WHERE s.customer_id = 'hilton' AND s.scorecard_type > 3 AND s.created_at >= %s AND s.created_at < %s + 1"
             " GROUP BY 1", (RANGE.start, RANGE.end)).fetchall())
     assert {d: n for d, n in counts["scores"] if d in expected} == pg_scores
+
+
+async def test_a_killed_workers_window_is_retried_by_another_within_the_heartbeat_timeout(
+        temporal_env: Any, pg_server_dsn: str, tmp_path: Path) -> None:
+    """Two worker processes on one queue; SIGKILL the one running the window: the other one takes it
+    over within `backfill.heartbeat_timeout_s` as configured by default (README: 30 s), not minutes."""
+    dsn, raw, env = worker_setup(pg_server_dsn, temporal_env, tmp_path, {"pause_between_days_s": 0.5})
+    config = parse_config(raw)
+    timeout_s = config.backfill.heartbeat_timeout_s
+    assert timeout_s == 30  # the figure the README states
+    pool = make_pool(dsn)
+    apply_migrations(pool)
+    hilton = CustomerRef(name="hilton", cluster="chat-prod")
+    with pool.connection() as conn:
+        days = conn.execute(
+            "SELECT created_at::date, count(*) FROM scorecards WHERE customer_id = 'hilton' AND scorecard_type > 3"
+            " AND created_at >= %s AND created_at < %s + 1 GROUP BY 1", (RANGE.start, RANGE.end)).fetchall()
+    volumes = [DayVolume(customer="hilton", day=d, conversations=n) for d, n in days]
+    plan = plan_backfill(volumes, [hilton], RANGE, config.windows, config.throughput, 1, window_override=20)
+    jobs = JobService(temporal_env.client, pool, config, env["SHEPHERD_TEMPORAL_TASK_QUEUE"])
+    log = tmp_path / "workers.log"
+    workers = {p.pid: p for p in (start_worker(env, log), start_worker(env, log))}
+
+    async def running_on() -> tuple[int, int] | None:
+        """(worker pid, attempt) of the window's activity once a worker has started it."""
+        progress = await jobs.progress(job)
+        (w,) = progress.windows
+        if not w.workflow_id:
+            return None
+        desc = await temporal_env.client.get_workflow_handle(w.workflow_id).describe()
+        for pending in desc.raw_description.pending_activities:
+            identity = pending.last_worker_identity
+            if pending.state == 2 and identity.partition("@")[0].isdigit():  # 2: STARTED
+                return int(identity.partition("@")[0]), pending.attempt
+        return None
+
+    try:
+        job = new_job_id("backfill")
+        await jobs.start_backfill(plan, job, "U_ALICE")
+        victim = None
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            found = await running_on()
+            beats = list((await jobs.window_heartbeats(job)).values()) if found else []
+            beat = beats[0] if beats else {}
+            if found and beat.get("day", RANGE.start.isoformat()) >= "2026-01-06":
+                victim = found[0]
+                break
+        assert victim in workers, "the window never ran on one of the two workers:\n" + log.read_text()[-2000:]
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait(timeout=30)
+        killed = time.monotonic()
+        taken_over = None
+        while time.monotonic() - killed < timeout_s + 15:
+            found = await running_on()
+            if found and found[0] != victim:
+                taken_over = time.monotonic() - killed
+                assert found[1] >= 2
+                break
+            await asyncio.sleep(0.25)
+        assert taken_over is not None, f"no other worker took the window over within {timeout_s + 15:.0f} s"
+        print(f"window taken over by another worker {taken_over:.1f} s after the SIGKILL")
+        # the last heartbeat reached Temporal up to one throttle interval before the kill, and a
+        # retry starts 1 s after the timeout: so within the timeout plus a few seconds, never minutes
+        assert taken_over <= timeout_s + 5, f"taken over after {taken_over:.1f} s (heartbeat timeout {timeout_s} s)"
+        (w,) = await asyncio.wait_for(jobs.result(job), timeout=180)
+        assert w["state"] == "done" and w["attempt"] >= 2 and w["done"] == sum(n for _, n in days)
+    finally:
+        for proc in workers.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+        pool.close()

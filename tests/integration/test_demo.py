@@ -49,6 +49,61 @@ def test_demo_shape_and_copies(pg_dsn: str, chdb_session: Any) -> None:
     assert not again.reloaded and again.scorecards == stats.scorecards
 
 
+def _appeals(ch: ChdbClickHouse, customer: str) -> int:
+    return int(ch.query(f"SELECT count() FROM `{ch.database}`.scorecards WHERE customer_id = {{c:String}}"
+                        " AND scorecard_type <= 3", {"c": customer})[0][0])
+
+
+def test_loaded_data_is_never_loaded_again_over_what_jobs_changed(pg_dsn: str, chdb_session: Any) -> None:
+    """The bug this guards: a purge made the next start see "incomplete" counts and reload the demo."""
+    import pytest
+
+    from bot.embedded.demo_marker import DemoDataMismatch, DemoSpecChanged
+
+    prefix = "m" + pg_dsn.rsplit("/", 1)[1].split("?")[0][-8:] + "_"
+    spec = DemoSpec(scale=0.001, seed=5)
+
+    def ch_for(db: str) -> ChdbClickHouse:
+        return ChdbClickHouse(chdb_session, prefix + db)
+
+    first = load_demo(pg_dsn, ch_for, spec)
+    assert first.reloaded and first.loaded_at
+    oportun = ch_for(ch_database("us-east-2"))
+    assert _appeals(oportun, "oportun") > 0
+    oportun.command(f"ALTER TABLE `{oportun.database}`.scorecards DELETE WHERE scorecard_type <= 3"
+                    " SETTINGS mutations_sync = 2")  # what a purge does
+    again = load_demo(pg_dsn, ch_for, spec)
+    assert not again.reloaded and again.loaded_at == first.loaded_at
+    assert _appeals(oportun, "oportun") == 0  # the purge stands
+
+    with pytest.raises(DemoSpecChanged, match=r"--scale 0.001 --seed 5.*--scale 0.002 --seed 5.*--reset"):
+        load_demo(pg_dsn, ch_for, DemoSpec(scale=0.002, seed=5))
+    assert _appeals(oportun, "oportun") == 0  # refused: nothing touched
+
+    # ClickHouse lost its data (and its marker): said, not silently reloaded from Postgres
+    ch_for("shepherd_demo").command(f"TRUNCATE TABLE `{prefix}shepherd_demo`.marker")
+    with pytest.raises(DemoDataMismatch, match="--reset"):
+        load_demo(pg_dsn, ch_for, spec)
+
+    # a load that died before its markers: found by the missing marker, and loaded again
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM public.demo_meta")
+    partial = load_demo(pg_dsn, ch_for, spec)
+    assert partial.reloaded and partial.after_partial and _appeals(oportun, "oportun") > 0
+    assert not load_demo(pg_dsn, ch_for, spec).reloaded
+
+    # a marker written by an older Shepherd (no checksum, no ClickHouse marker) counts as loaded
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE public.demo_meta SET checksum = NULL")
+    ch_for("shepherd_demo").command(f"TRUNCATE TABLE `{prefix}shepherd_demo`.marker")
+    upgraded = load_demo(pg_dsn, ch_for, spec)
+    assert not upgraded.reloaded
+    assert not load_demo(pg_dsn, ch_for, spec).reloaded  # and the upgraded markers agree
+
+    replaced = load_demo(pg_dsn, ch_for, DemoSpec(scale=0.002, seed=5), reload_other_spec=True)
+    assert replaced.reloaded and replaced.scorecards > first.scorecards
+
+
 def test_demo_is_deterministic_and_config_scales() -> None:
     from bot.embedded.demo import customers, daily_counts
 

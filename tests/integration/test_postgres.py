@@ -28,6 +28,7 @@ TABLES = {
     "outbox",
     "locks",
     "linear_drafts",
+    "slack_requests",
 }
 
 

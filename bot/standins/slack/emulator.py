@@ -44,7 +44,10 @@ Public API
 - `subscribe(callback) -> unsubscribe`: `Change(kind, message)` for new/updated/deleted/ephemeral messages.
   Callbacks run on the thread that made the change: keep them short and thread-safe.
 - Faults: `inject(method | None, *, status, count=1, retry_after=1)` (429 with Retry-After and
-  `ratelimited`, or 5xx), `fault_rate(rate, statuses=(429, 500), seed=0)`.
+  `ratelimited`, or 5xx), `fault_rate(rate, statuses=(429, 500), seed=0)`; `outage(status=503,
+  response_urls=True)` refuses every Web API call (and response_url POST) until `end_outage()`.
+- Replays: `sent` lists every delivered request as (body, headers); `replay(i=-1)` delivers one again,
+  byte for byte, signature and timestamp included.
 
 Web API methods: `api.METHODS` (auth.test, chat.*, views.open/update/push/publish, users.info,
 conversations.info/open, usergroups.list, usergroups.users.list, apps.connections.open (app-level token
@@ -116,6 +119,7 @@ class SlackEmulator(Controls):
             self._backend.socket_url = self.socket.open_url
             self.socket.install(app)
         self._http = BackgroundServer(app)
+        self.sent: list[tuple[bytes, dict[str, str]]] = []  # every delivered request, as sent
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> SlackEmulator:
@@ -154,6 +158,7 @@ class SlackEmulator(Controls):
     async def _deliver(self, body: bytes, headers: dict[str, str]) -> Delivery:
         if self.app_url is None:
             raise RuntimeError("set emulator.app_url to the app's request URL first")
+        self.sent.append((body, dict(headers)))
         return await self._http.post(self.app_url, body, headers)
 
     async def _send(self, kind: str, payload: dict[str, Any], body: bytes, *, replies: bool,
@@ -162,6 +167,11 @@ class SlackEmulator(Controls):
         if self.socket_mode:
             return await self._http.call(self.socket.deliver(kind, payload, accepts_response_payload=replies))
         return await self._deliver(body, signed_headers(self.signing_secret, body, content_type=content_type))
+
+    async def replay(self, index: int = -1) -> Delivery:
+        """Deliver an earlier request again, byte for byte (what an attacker who saw it could do)."""
+        body, headers = self.sent[index]
+        return await self._deliver(body, headers)
 
     async def slash(self, user: str, channel: str, command: str, text: str) -> Delivery:
         fields = self._payloads.slash(user, channel, command, text)
@@ -305,6 +315,15 @@ class SlackEmulator(Controls):
     def inject(self, method: str | None, *, status: int, count: int = 1, retry_after: int = 1) -> None:
         with self._ws.lock:
             self._server.faults.queued.append(Fault(method, status, count, retry_after))
+
+    def outage(self, status: int = 503, *, response_urls: bool = True) -> None:
+        """Slack is down: every Web API call (and, with `response_urls`, every response_url POST) gets `status`."""
+        with self._ws.lock:
+            self._server.faults.outage, self._server.faults.outage_response_urls = status, response_urls
+
+    def end_outage(self) -> None:
+        with self._ws.lock:
+            self._server.faults.outage = None
 
     def fault_rate(self, rate: float, statuses: Sequence[int] = (429, 500), seed: int = 0) -> None:
         with self._ws.lock:

@@ -36,6 +36,8 @@ class Faults:
     rate: float = 0.0
     statuses: Sequence[int] = (429, 500)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    outage: int | None = None  # an HTTP status every Web API call gets (Slack down), until ended
+    outage_response_urls: bool = False  # ... and every response_url POST
 
     def next(self, method: str) -> tuple[int, int] | None:
         """(status, retry_after) if this call must fail."""
@@ -76,6 +78,9 @@ class ApiServer:
 
     async def api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        if self.faults.outage is not None:  # Slack is down: nothing is read, nothing is checked
+            with self.backend.ws.lock:
+                return self._answer(method, {}, self.faults.outage, {"ok": False, "error": "service_unavailable"})
         try:
             args = await _arguments(request)
         except SlackError as err:
@@ -132,6 +137,10 @@ class ApiServer:
 
     async def response_url(self, request: web.Request) -> web.Response:
         raw = await request.read()
+        if self.faults.outage is not None and self.faults.outage_response_urls:
+            with self.backend.ws.lock:
+                self.record.calls.append(Call("response_url", {}, False, "service_unavailable", self.faults.outage))
+            return web.Response(status=self.faults.outage, text="service_unavailable")
         try:
             payload: Any = json.loads(raw or b"null")
         except ValueError:
