@@ -190,12 +190,23 @@ class Monitor:
                          " WHERE id = %s", (state, job_id))
 
 
-async def run_monitor(monitor: Monitor, poster: Any, stop: asyncio.Event, interval_s: float) -> None:
-    """Tick every `interval_s` (APScheduler, one tick at a time) and drain the outbox until `stop`."""
+async def run_monitor(monitor: Monitor, poster: Any, stop: asyncio.Event, interval_s: float,
+                      on_tick: Callable[[float], None] | None = None) -> None:
+    """Tick every `interval_s` (APScheduler, one tick at a time) and drain the outbox until `stop`.
+    `on_tick` gets each tick's seconds (metrics)."""
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     async def tick() -> None:
-        result = await monitor.tick()
+        if stop.is_set():
+            return
+        began = time.monotonic()
+        try:
+            result = await monitor.tick()
+        except asyncio.CancelledError:  # stopping: the scheduler's task is cancelled mid-tick
+            return
+        finally:
+            if on_tick is not None:
+                on_tick(time.monotonic() - began)
         log.debug("monitor tick: %s", result)
 
     scheduler = AsyncIOScheduler()
