@@ -22,6 +22,7 @@ from bot.errors import ShepherdError
 from bot.jobs.event_log import EventLog
 from bot.monitor.job_end import JobEnd
 from bot.monitor.job_view import JobViews, purge_clusters
+from bot.ops.logs import log_context
 from bot.purge.service import PurgeJobService
 from bot.slack import status_blocks
 from bot.slack.messages import Message, section
@@ -94,15 +95,16 @@ class Monitor:
 
     async def _one(self, job: Watched) -> tuple[int, bool]:
         async with self._gate:
-            try:
-                if job.kind == "purge":
-                    return await self._purge(job, await self.jobs.purge_progress(job.id))
-                return await self._backfill(job, await self.jobs.progress(job.id))
-            except ShepherdError as err:  # e.g. its workflow is not started yet: next tick
-                log.info("monitor: %s not readable yet: %s", job.id, err.message)
-            except Exception:
-                log.exception("monitor: reading %s failed", job.id)
-            return 0, False
+            with log_context(job_id=job.id):  # every line logged while reading this job names it
+                try:
+                    if job.kind == "purge":
+                        return await self._purge(job, await self.jobs.purge_progress(job.id))
+                    return await self._backfill(job, await self.jobs.progress(job.id))
+                except ShepherdError as err:  # e.g. its workflow is not started yet: next tick
+                    log.info("monitor: %s not readable yet: %s", job.id, err.message)
+                except Exception:
+                    log.exception("monitor: reading %s failed", job.id)
+                return 0, False
 
     # ---- backfill ----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Ack latency: the Bolt app timed from a request's dispatch to its answer, per command.
+"""Ack latency and log context: the Bolt app timed from a request's dispatch to its answer, per command.
 
 With process_before_response the answer is sent when the listener returns, and Shepherd's listeners
 ack, then hand the rest to background tasks: the dispatch time is the ack latency Slack sees.
@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from bot.ops.logs import log_context
 from bot.ops.metrics import ShepherdMetrics
 
 
@@ -33,6 +34,15 @@ def command_of(body: Any) -> str:
     return str(kind)[:32] if kind else "other"
 
 
+def user_of(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    user = body.get("user_id") or body.get("user") or (body.get("event") or {}).get("user")
+    if isinstance(user, dict):
+        user = user.get("id")
+    return user if isinstance(user, str) else None
+
+
 class TimedAsyncApp(AsyncApp):
     """AsyncApp recording each dispatch's duration in `metrics.ack_seconds` (when `metrics` is set)."""
 
@@ -41,7 +51,8 @@ class TimedAsyncApp(AsyncApp):
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
         began = time.monotonic()
         try:
-            return await super().async_dispatch(req)
+            with log_context(user=user_of(req.body), command=command_of(req.body)):
+                return await super().async_dispatch(req)
         finally:
             if self.metrics is not None:
                 self.metrics.ack_seconds.labels(command_of(req.body)).observe(time.monotonic() - began)
