@@ -22,7 +22,17 @@ import httpx
 import pytest
 
 from bot.embedded.demo import DemoSpec
-from tests.integration.serve_proc import ROOT, Serve, clean_env, kill_servers, new_data_dir, standin, write_config
+from bot.embedded.stack import temporal_binary
+from tests.integration.serve_proc import (
+    ROOT,
+    Serve,
+    clean_env,
+    kill_servers,
+    new_data_dir,
+    pg,
+    standin,
+    write_config,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 SPEC = DemoSpec(scale=0.001, seed=7)
@@ -43,6 +53,15 @@ def sample(text: str, name: str, **labels: str) -> float | None:
         if all(f'{k}="{v}"' in head for k, v in labels.items()):
             return float(value)
     return None
+
+
+def workflow_ids(address: str, query: str) -> list[str]:
+    """`temporal workflow list --query QUERY`: the workflow ids it finds."""
+    done = subprocess.run([temporal_binary(), "workflow", "list", "--address", address, "--query", query,
+                           "--output", "json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout or "[]")
+    return sorted(w["execution"]["workflowId"] for w in found)
 
 
 async def until(check: Any, timeout: float, what: str) -> Any:
@@ -98,8 +117,15 @@ async def test_metrics_readiness_and_clean_stop_of_serve_and_worker() -> None:
 
             assert await until(rate, 60, "rows per second above 0") > 0
 
-            # a worker beside serve, on its own task queue, against the same Postgres and Temporal
+            # the job is found in Temporal by its search attributes, with the real `temporal` CLI
             stack = json.loads((data / "stack.json").read_text())
+            [(job_id, workflow_id)] = pg(data, "SELECT id, workflow_id FROM shepherd.jobs WHERE kind = 'backfill'")
+            assert workflow_ids(stack["temporal"], "ShepherdCustomers='hilton'") == [workflow_id]
+            assert workflow_ids(stack["temporal"], f"ShepherdJobId='{job_id}' AND ShepherdKind='backfill'"
+                                " AND ShepherdRequester='U_ALICE'") == [workflow_id]
+            assert workflow_ids(stack["temporal"], "ShepherdCustomers='oportun'") == []
+
+            # a worker beside serve, on its own task queue, against the same Postgres and Temporal
             worker_port, sdk_port = free_port(), free_port()
             env = clean_env()
             env.update(SHEPHERD_POSTGRES_DSN=stack["postgres"], SHEPHERD_TEMPORAL_ADDRESS=stack["temporal"],
