@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,8 +107,11 @@ class JobService:
                      requester: str) -> None:
         attributes = search_attributes.job_attributes(
             inp.job_id, "backfill", (w.customer for w in inp.windows), (w.cluster for w in inp.windows), requester)
+        inp.tag_windows, inp.requester = True, requester
         try:
-            await self.start_tagged("BackfillJob", inp, workflow_id, attributes, reuse)
+            await search_attributes.start_with_attributes(
+                self.client, "BackfillJob", inp, workflow_id, self.task_queue, attributes, reuse,
+                untagged=replace(inp, tag_windows=False))
         except WorkflowAlreadyStartedError:  # it ran already and closed: starting it again must not rerun it
             await asyncio.to_thread(locks.release, self.pool, inp.job_id)
             return

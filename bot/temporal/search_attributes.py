@@ -62,11 +62,13 @@ def warn_not_registered(job_id: str, err: RPCError) -> None:
 
 
 async def start_with_attributes(client: Client, workflow: str, inp: Any, workflow_id: str, task_queue: str,
-                                attributes: TypedSearchAttributes, reuse: WorkflowIDReusePolicy) -> None:
-    """Start a job's workflow with its search attributes (without, when the namespace lacks them)."""
+                                attributes: TypedSearchAttributes, reuse: WorkflowIDReusePolicy,
+                                untagged: Any = None) -> None:
+    """Start a job's workflow with its search attributes; when the namespace lacks them, start it
+    without (with the `untagged` input if given: one that asks for no attributes on child workflows)."""
     async def start(with_attributes: bool) -> None:
         await client.start_workflow(
-            workflow, inp, id=workflow_id, task_queue=task_queue,
+            workflow, inp if with_attributes or untagged is None else untagged, id=workflow_id, task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, id_reuse_policy=reuse,
             search_attributes=attributes if with_attributes else TypedSearchAttributes.empty)
 

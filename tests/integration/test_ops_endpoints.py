@@ -120,7 +120,10 @@ async def test_metrics_readiness_and_clean_stop_of_serve_and_worker() -> None:
             # the job is found in Temporal by its search attributes, with the real `temporal` CLI
             stack = json.loads((data / "stack.json").read_text())
             [(job_id, workflow_id)] = pg(data, "SELECT id, workflow_id FROM shepherd.jobs WHERE kind = 'backfill'")
-            assert workflow_ids(stack["temporal"], "ShepherdCustomers='hilton'") == [workflow_id]
+            assert workflow_ids(stack["temporal"], "ShepherdCustomers='hilton' AND ShepherdKind='backfill'") == [
+                workflow_id]
+            windows = workflow_ids(stack["temporal"], "ShepherdCustomers='hilton' AND ShepherdKind='backfill-window'")
+            assert windows and all(w.startswith(f"backfill:{job_id}:hilton:") for w in windows)
             assert workflow_ids(stack["temporal"], f"ShepherdJobId='{job_id}' AND ShepherdKind='backfill'"
                                 " AND ShepherdRequester='U_ALICE'") == [workflow_id]
             assert workflow_ids(stack["temporal"], "ShepherdCustomers='oportun'") == []

@@ -7,11 +7,13 @@ import json
 import logging
 import subprocess
 import uuid
+from dataclasses import replace
 
 import pytest
 from temporalio.common import WorkflowIDReusePolicy
 
 from bot.embedded.stack import temporal_binary
+from bot.temporal.models import BackfillJobInput
 from bot.temporal.search_attributes import job_attributes, start_with_attributes
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -49,5 +51,14 @@ async def test_a_namespace_without_them_still_starts_the_job(caplog: pytest.LogC
         described = await env.client.get_workflow_handle("purge-p-1").describe()
         assert described.id == "purge-p-1"
         assert "purge-p-1 started without its search attributes" in caplog.text
+        # a backfill started there asks for no attributes on its windows' child workflows either
+        tagged = BackfillJobInput(job_id="b-1", plan_hash="h", windows=[], parallel=1, tag_windows=True)
+        await start_with_attributes(env.client, "BackfillJob", tagged, "backfill-b-1", "no-worker",
+                                    job_attributes("b-1", "backfill", [], [], "U_ALICE"),
+                                    WorkflowIDReusePolicy.ALLOW_DUPLICATE, untagged=replace(tagged, tag_windows=False))
+        history = await env.client.get_workflow_handle("backfill-b-1").fetch_history()
+        payloads = history.events[0].workflow_execution_started_event_attributes.input.payloads
+        [started] = await env.client.data_converter.decode(payloads, [BackfillJobInput])
+        assert started.tag_windows is False
     finally:
         await env.shutdown()
