@@ -18,6 +18,10 @@ USER shepherd
 WORKDIR /home/shepherd
 ENV SHEPHERD_CONFIG_PATH=/etc/shepherd/shepherd.yml \
     PYTHONUNBUFFERED=1
-EXPOSE 3000
+# 3000: Slack's requests; 9100: serve's /metrics, /healthz, /readyz (a worker container: 9101, and the
+# Temporal SDK's metrics on 9102). The check asks whichever of serve or worker this container runs.
+EXPOSE 3000 9100 9101 9102
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request as u\nfor port in (os.environ.get('SHEPHERD_METRICS_PORT') or '9100', '9101'):\n    try:\n        sys.exit(0 if u.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status == 200 else 1)\n    except OSError:\n        pass\nsys.exit(1)"]
 ENTRYPOINT ["shepherd"]
 CMD ["serve", "--http", "--port", "3000"]

@@ -174,7 +174,7 @@ def _local_chdb(settings: Settings) -> Any:
 # ---- Slack ----------------------------------------------------------------------------
 
 
-def slack_web_client(settings: Settings) -> Any:
+def slack_web_client(settings: Settings, metrics: Any = None) -> Any:
     """slack_sdk's AsyncWebClient with retries for rate limits (Retry-After), 5xx and dropped connections."""
     from slack_sdk.http_retry.builtin_async_handlers import (
         AsyncConnectionErrorRetryHandler,
@@ -190,9 +190,14 @@ def slack_web_client(settings: Settings) -> Any:
     return AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
-        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5), AsyncServerErrorRetryHandler(3),
-                        AsyncConnectionErrorRetryHandler(3)],
+        retry_handlers=[*slack_call_counters(metrics), AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+                        AsyncServerErrorRetryHandler(3), AsyncConnectionErrorRetryHandler(3)],
     )
+
+
+def slack_call_counters(metrics: Any) -> list[Any]:
+    """The Slack-call counter (bot.ops.metrics), first in a client's retry handlers; [] without metrics."""
+    return [] if metrics is None else [metrics.slack_counter()]
 
 
 def slack_deps(rt: Runtime, temporal_client: Any, web_client: Any, *, now: Any = None) -> Any:
@@ -211,15 +216,15 @@ def slack_deps(rt: Runtime, temporal_client: Any, web_client: Any, *, now: Any =
                      linear=linear)
 
 
-def slack_app(settings: Settings, deps: Any, token: Any = None) -> Any:
+def slack_app(settings: Settings, deps: Any, token: Any = None, metrics: Any = None) -> Any:
     """The Bolt app with Shepherd's listeners; request signatures are always checked.
 
     Requests are authorized from `token` (a bot.slack.auth.TokenCheck, checked once at start by the
     caller), never by a Web API call per request: an ack does not need Slack's API to be up.
     """
-    from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.ops.acks import TimedAsyncApp
     from bot.slack.auth import TokenCheck
     from bot.slack.listeners import register
 
@@ -232,13 +237,14 @@ def slack_app(settings: Settings, deps: Any, token: Any = None) -> Any:
         # a plain function: Bolt passes arguments by the names it finds (a bound method's `self` confuses it)
         return await token.authorize(enterprise_id, team_id, user_id)
 
-    app = AsyncApp(client=bolt_client, signing_secret=settings.slack_signing_secret.get_secret_value(),
+    app = TimedAsyncApp(client=bolt_client, signing_secret=settings.slack_signing_secret.get_secret_value(),
                    authorize=authorize, request_verification_enabled=True, process_before_response=True)
+    app.metrics = metrics  # ack latency per command, when measured
     app.shepherd_background = register(app, deps)  # type: ignore[attr-defined]
     return app
 
 
-def monitoring(settings: Settings, deps: Any) -> tuple[Any, Any]:
+def monitoring(settings: Settings, deps: Any, metrics: Any = None) -> tuple[Any, Any]:
     """The monitor (and what follows a job's end: `bot.monitor.job_end`) and the outbox poster (its own Web API
     client: the poster does its own retrying)."""
     from slack_sdk.web.async_client import AsyncWebClient
@@ -255,8 +261,10 @@ def monitoring(settings: Settings, deps: Any) -> tuple[Any, Any]:
     pool, config, planning = deps.records.pool, deps.config, deps.planning
     outbox = Outbox(pool)
     client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
-                            base_url=settings.slack_api_url or AsyncWebClient.BASE_URL, retry_handlers=[])
-    verify = VerifyService(config, planning.registry, planning.source, planning.lookup)
+                            base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
+                            retry_handlers=slack_call_counters(metrics))
+    verify = VerifyService(config, planning.registry, planning.source, planning.lookup,
+                           on_verified=metrics.observe_verification if metrics is not None else None)
     job_end = JobEnd(pool, outbox, WriteupService(pool, config), verify, after_jobs=config.verify.after_jobs)
     notices = RequesterNotices(deps.client, outbox, deps.records, enabled=config.slack.requester_dms)
     expiry = ApprovalExpiry(deps.approvals, deps.records, outbox, notices, deps.now, lambda users: deps.changed(users))

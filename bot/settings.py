@@ -33,3 +33,10 @@ class Settings(BaseSettings):
 
     linear_api_key: SecretStr | None = None
     linear_api_url: str = "https://api.linear.app/graphql"
+
+    # Operations (bot/ops): /metrics, /healthz and /readyz on metrics_host:metrics_port. None: the
+    # command's default (serve 9100, worker 9101, dev a free port); 0: a free port (printed).
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int | None = None
+    sdk_metrics_port: int | None = None  # the worker's Temporal SDK metrics (Prometheus); None: 9102
+    log_format: str = "text"  # text | json (one JSON object a line)

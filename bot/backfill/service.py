@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -22,6 +23,7 @@ from bot.config import ShepherdConfig
 from bot.errors import ConflictError, UpstreamError, UserInputError
 from bot.jobs import locks
 from bot.jobs.ids import job_workflow_id
+from bot.temporal import search_attributes
 from bot.temporal.models import BackfillJobInput, BackfillProgress, WindowSpec, WindowState
 from commands.models import BackfillPlan, PurgePlan
 
@@ -87,7 +89,7 @@ class JobService:
         inp = self._job_input(job_id, plan, window_specs(plan), parallel, run=1)
         inp.start_at = start_at.isoformat() if start_at else None
         await self._lock(job_id, workflow_id, {(w.cluster, w.customer) for w in plan.windows})
-        await self._start(inp, workflow_id, WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        await self._start(inp, workflow_id, WorkflowIDReusePolicy.REJECT_DUPLICATE, requester)
         return job_id
 
     def _job_input(self, job_id: str, plan: BackfillPlan, specs: list[WindowSpec], parallel: int,
@@ -101,12 +103,15 @@ class JobService:
             progress_done_key=bf.progress_done_key, progress_total_key=bf.progress_total_key,
         )
 
-    async def _start(self, inp: BackfillJobInput, workflow_id: str, reuse: WorkflowIDReusePolicy) -> None:
+    async def _start(self, inp: BackfillJobInput, workflow_id: str, reuse: WorkflowIDReusePolicy,
+                     requester: str) -> None:
+        attributes = search_attributes.job_attributes(
+            inp.job_id, "backfill", (w.customer for w in inp.windows), (w.cluster for w in inp.windows), requester)
+        inp.tag_windows, inp.requester = True, requester
         try:
-            await self.client.start_workflow(
-                "BackfillJob", inp, id=workflow_id, task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, id_reuse_policy=reuse,
-            )
+            await search_attributes.start_with_attributes(
+                self.client, "BackfillJob", inp, workflow_id, self.task_queue, attributes, reuse,
+                untagged=replace(inp, tag_windows=False))
         except WorkflowAlreadyStartedError:  # it ran already and closed: starting it again must not rerun it
             await asyncio.to_thread(locks.release, self.pool, inp.job_id)
             return
@@ -115,6 +120,11 @@ class JobService:
             await asyncio.to_thread(self._set_state, inp.job_id, "failed", f"could not start: {err.message}")
             raise UpstreamError(f"Temporal refused to start job {inp.job_id}: {err.message}") from None
         await asyncio.to_thread(self._set_state, inp.job_id, "running", None)
+
+    async def start_tagged(self, workflow: str, inp: Any, workflow_id: str, attributes: TypedSearchAttributes,
+                           reuse: WorkflowIDReusePolicy) -> None:
+        await search_attributes.start_with_attributes(self.client, workflow, inp, workflow_id, self.task_queue,
+                                                      attributes, reuse)
 
     def _record(self, job_id: str, kind: str, requester: str, channel: str | None, plan: BackfillPlan | PurgePlan,
                 workflow_id: str) -> bool:
@@ -268,8 +278,14 @@ class JobService:
         inp = self._job_input(job_id, plan, specs, progress.parallel, run=progress.run + 1)
         workflow_id = job_workflow_id("backfill", job_id)
         await self._lock(job_id, workflow_id, {(s.cluster, s.customer) for s in specs})
-        await self._start(inp, workflow_id, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        await self._start(inp, workflow_id, WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                          await asyncio.to_thread(self._requester_of, job_id))
         return len(specs)
+
+    def _requester_of(self, job_id: str) -> str:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT requester FROM shepherd.jobs WHERE id = %s", (job_id,)).fetchone()
+        return str(row[0]) if row else ""
 
     def _plan_of(self, job_id: str) -> BackfillPlan:
         with self.pool.connection() as conn:

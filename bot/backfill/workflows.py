@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         WindowSpec,
         WindowState,
     )
+    from bot.temporal.search_attributes import job_attributes
 
 RELEASE_TIMEOUT = timedelta(minutes=2)
 MIN_START_TO_CLOSE = timedelta(minutes=2)
@@ -167,6 +168,8 @@ class BackfillJob:
             id=w.workflow_id,
             task_queue=inp.window_task_queue or workflow.info().task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=job_attributes(inp.job_id, "backfill-window", [spec.customer], [spec.cluster],
+                                             inp.requester) if inp.tag_windows else None,
         )
 
     def _child_input(self, inp: BackfillJobInput, spec: WindowSpec) -> Any:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bot.errors import ShepherdError, UserInputError
+from bot.ops.logs import configure_logging
 from bot.settings import Settings
 
 
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         settings = Settings()
+        configure_logging(settings.log_format)
         if args.data_dir is not None:
             settings = settings.model_copy(update={"data_dir": args.data_dir})
         if args.command == "dev":

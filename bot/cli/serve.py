@@ -29,6 +29,9 @@ from bot.app import (
 from bot.cli.worker import connect_temporal, run_worker_until
 from bot.errors import ConfigError, UserInputError
 from bot.monitor.service import run_monitor
+from bot.ops.health import postgres_check, temporal_check
+from bot.ops.server import Ops, ops_server
+from bot.ops.temporal_runtime import SERVE_METRICS_PORT
 from bot.settings import Settings
 from bot.slack.auth import TokenCheck
 
@@ -78,10 +81,10 @@ async def socket_mode(app: Any, app_token: str, *, ping_interval: float = 10.0) 
         await handler.close_async()
 
 
-async def check_token(settings: Settings) -> TokenCheck:
+async def check_token(settings: Settings, metrics: Any = None) -> TokenCheck:
     """The bot token, checked once before anything starts: refused is a ConfigError (exit 2);
     Slack not answering is said, and serve starts anyway (acks never need the Web API)."""
-    token = TokenCheck(slack_web_client(settings))
+    token = TokenCheck(slack_web_client(settings, metrics))
     if not await token.check():
         print("shepherd serve: Slack's Web API did not answer the token check; starting anyway, replies wait"
               " in the outbox", flush=True)
@@ -89,27 +92,40 @@ async def check_token(settings: Settings) -> TokenCheck:
 
 
 async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event,
-                      token: TokenCheck | None = None) -> None:
+                      token: TokenCheck | None = None, ops: Ops | None = None) -> None:
     settings = rt.settings
-    token = token or await check_token(settings)
+    metrics = ops.metrics if ops is not None else None
+    token = token or await check_token(settings, metrics)
     client = await connect_temporal(settings, rt.temporal_address)
     deps = slack_deps(rt, client, token.client)
-    app = slack_app(settings, deps, token)
+    app = slack_app(settings, deps, token, metrics)
     worker = None
     if rt.embedded is not None:
-        worker = asyncio.create_task(run_worker_until(rt, stop))
-    monitor, poster = monitoring(settings, deps)
-    watching = asyncio.create_task(run_monitor(monitor, poster, stop, rt.config.monitor.interval_s))
+        worker = asyncio.create_task(run_worker_until(rt, stop, ops=ops))
+    elif ops is not None:
+        ops.readiness.add("postgres", postgres_check(rt.pool))
+        ops.readiness.add("temporal", temporal_check(client))
+    if ops is not None:
+        ops.metrics.watch_state(rt.pool)
+    monitor, poster = monitoring(settings, deps, metrics)
+    watching = asyncio.create_task(run_monitor(monitor, poster, stop, rt.config.monitor.interval_s,
+                                               metrics.observe_tick if metrics is not None else None))
     try:
         if args.socket_mode:
             assert settings.slack_app_token is not None
             async with socket_mode(app, settings.slack_app_token.get_secret_value()):
                 print("shepherd serve: connected to Slack in Socket Mode", flush=True)
+                if ops is not None:
+                    ops.readiness.ready()
                 await stop.wait()
         else:
             async with http_server(app, args.host, args.port) as port:
                 print(f"shepherd serve: listening on http://{args.host}:{port}{EVENTS_PATH}", flush=True)
+                if ops is not None:
+                    ops.readiness.ready()
                 await stop.wait()
+        if ops is not None:
+            ops.readiness.stopping = True
         await app.shepherd_background.drain()  # finish the work already acknowledged
     finally:
         stop.set()
@@ -139,11 +155,17 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        token = await check_token(settings)
-        with open_runtime(settings, temporal=is_embedded(settings), scale=scale, seed=seed, reset=reset) as rt:
-            if rt.demo is not None:
-                print(f"shepherd serve: embedded stack in {settings.data_dir}; {demo_line(rt)}", flush=True)
-            await serve_until(rt, args, stop, token)
+        ops = Ops()
+        port = settings.metrics_port if settings.metrics_port is not None else SERVE_METRICS_PORT
+        async with ops_server(ops, settings.metrics_host, port) as bound:
+            if bound is not None:
+                print(f"shepherd serve: /metrics, /healthz and /readyz on http://{settings.metrics_host}:{bound}",
+                      flush=True)
+            token = await check_token(settings, ops.metrics)
+            with open_runtime(settings, temporal=is_embedded(settings), scale=scale, seed=seed, reset=reset) as rt:
+                if rt.demo is not None:
+                    print(f"shepherd serve: embedded stack in {settings.data_dir}; {demo_line(rt)}", flush=True)
+                await serve_until(rt, args, stop, token, ops)
 
     asyncio.run(main())
     return 0

@@ -15,6 +15,10 @@ from temporalio.client import Client
 
 from bot.app import Runtime, open_runtime
 from bot.errors import UpstreamError, UserInputError
+from bot.ops.activity_metrics import ActivityMetrics
+from bot.ops.health import postgres_check, task_queue_check, temporal_check
+from bot.ops.server import Ops, ops_server
+from bot.ops.temporal_runtime import WORKER_METRICS_PORT, sdk_metrics_runtime
 from bot.settings import Settings
 from bot.temporal.deps import ActivityDeps
 from bot.temporal.worker import build_worker
@@ -45,22 +49,33 @@ def apply_worker_args(settings: Settings, args: argparse.Namespace | None) -> Se
     return settings.model_copy(update=update) if update else settings
 
 
-async def connect_temporal(settings: Settings, address: str | None) -> Client:
+async def connect_temporal(settings: Settings, address: str | None, runtime: Any = None) -> Client:
     if not address:
         raise UserInputError("no Temporal address: set SHEPHERD_TEMPORAL_ADDRESS (or use `shepherd dev`)")
     try:
-        return await Client.connect(address, namespace=settings.temporal_namespace, tls=settings.temporal_tls)
+        return await Client.connect(address, namespace=settings.temporal_namespace, tls=settings.temporal_tls,
+                                    runtime=runtime)
     except Exception as err:
         raise UpstreamError(f"cannot reach Temporal at {address}: {err}") from None
 
 
-async def run_worker_until(rt: Runtime, stop: asyncio.Event, *, ready: Any = None, max_activities: int = 16) -> None:
-    client = await connect_temporal(rt.settings, rt.temporal_address)
+async def run_worker_until(rt: Runtime, stop: asyncio.Event, *, ready: Any = None, max_activities: int = 16,
+                           ops: Ops | None = None, runtime: Any = None) -> None:
+    """Run the worker until `stop`; with `ops`, its activities are measured and its readiness checked."""
+    client = await connect_temporal(rt.settings, rt.temporal_address, runtime)
     deps = ActivityDeps(rt.config, rt.source, rt.pool, rt.lookup)
-    async with build_worker(client, rt.settings.temporal_task_queue, deps, max_activities=max_activities):
+    queue = rt.settings.temporal_task_queue
+    interceptors = [ActivityMetrics(ops.metrics)] if ops is not None else []
+    async with build_worker(client, queue, deps, max_activities=max_activities, interceptors=interceptors):
+        if ops is not None:
+            ops.readiness.add("postgres", postgres_check(rt.pool))
+            ops.readiness.add("temporal", temporal_check(client))
+            ops.readiness.add("task_queue", task_queue_check(client, queue))
         if ready is not None:
             ready(client)
         await stop.wait()
+        if ops is not None:
+            ops.readiness.stopping = True
 
 
 def run_worker(settings: Settings, args: argparse.Namespace | None = None) -> int:
@@ -79,10 +94,18 @@ def run_worker(settings: Settings, args: argparse.Namespace | None = None) -> in
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        with open_runtime(settings, temporal=False) as rt:
-            print(f"shepherd worker on task queue {settings.temporal_task_queue} at {rt.temporal_address}",
-                  flush=True)
-            await run_worker_until(rt, stop, max_activities=max_activities)
+        ops = Ops()
+        port = settings.metrics_port if settings.metrics_port is not None else WORKER_METRICS_PORT
+        async with ops_server(ops, settings.metrics_host, port) as bound:
+            if bound is not None:
+                print(f"shepherd worker: /metrics, /healthz and /readyz on http://{settings.metrics_host}:{bound}",
+                      flush=True)
+            runtime = sdk_metrics_runtime(settings)
+            with open_runtime(settings, temporal=False) as rt:
+                print(f"shepherd worker on task queue {settings.temporal_task_queue} at {rt.temporal_address}",
+                      flush=True)
+                await run_worker_until(rt, stop, max_activities=max_activities, ops=ops, runtime=runtime,
+                                       ready=lambda _: ops.readiness.ready())
 
     asyncio.run(main())
     return 0

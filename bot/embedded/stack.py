@@ -33,6 +33,7 @@ from bot.adapters.ports import ClickHouse
 from bot.embedded import processes
 from bot.embedded.processes import ServerProcess
 from bot.errors import StackBusy, UpstreamError
+from bot.temporal import search_attributes
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,8 @@ class EmbeddedStack:
         log_file = open(self.data_dir / "temporal.log", "ab")  # noqa: SIM115 - handed to the child
         self._temporal = subprocess.Popen(
             [temporal_binary(), "server", "start-dev", "--headless", "--db-filename", str(db),
-             "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port), "--log-level", "warn"],
+             "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port), "--log-level", "warn",
+             *search_attributes.server_args()],
             stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True,
             preexec_fn=processes.die_with_parent(),  # noqa: PLW1509 - only a prctl call, set up beforehand
         )

@@ -22,6 +22,7 @@ from bot.errors import ShepherdError
 from bot.jobs.event_log import EventLog
 from bot.monitor.job_end import JobEnd
 from bot.monitor.job_view import JobViews, purge_clusters
+from bot.ops.logs import log_context
 from bot.purge.service import PurgeJobService
 from bot.slack import status_blocks
 from bot.slack.messages import Message, section
@@ -94,15 +95,16 @@ class Monitor:
 
     async def _one(self, job: Watched) -> tuple[int, bool]:
         async with self._gate:
-            try:
-                if job.kind == "purge":
-                    return await self._purge(job, await self.jobs.purge_progress(job.id))
-                return await self._backfill(job, await self.jobs.progress(job.id))
-            except ShepherdError as err:  # e.g. its workflow is not started yet: next tick
-                log.info("monitor: %s not readable yet: %s", job.id, err.message)
-            except Exception:
-                log.exception("monitor: reading %s failed", job.id)
-            return 0, False
+            with log_context(job_id=job.id):  # every line logged while reading this job names it
+                try:
+                    if job.kind == "purge":
+                        return await self._purge(job, await self.jobs.purge_progress(job.id))
+                    return await self._backfill(job, await self.jobs.progress(job.id))
+                except ShepherdError as err:  # e.g. its workflow is not started yet: next tick
+                    log.info("monitor: %s not readable yet: %s", job.id, err.message)
+                except Exception:
+                    log.exception("monitor: reading %s failed", job.id)
+                return 0, False
 
     # ---- backfill ----------------------------------------------------------------------
 
@@ -190,12 +192,23 @@ class Monitor:
                          " WHERE id = %s", (state, job_id))
 
 
-async def run_monitor(monitor: Monitor, poster: Any, stop: asyncio.Event, interval_s: float) -> None:
-    """Tick every `interval_s` (APScheduler, one tick at a time) and drain the outbox until `stop`."""
+async def run_monitor(monitor: Monitor, poster: Any, stop: asyncio.Event, interval_s: float,
+                      on_tick: Callable[[float], None] | None = None) -> None:
+    """Tick every `interval_s` (APScheduler, one tick at a time) and drain the outbox until `stop`.
+    `on_tick` gets each tick's seconds (metrics)."""
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     async def tick() -> None:
-        result = await monitor.tick()
+        if stop.is_set():
+            return
+        began = time.monotonic()
+        try:
+            result = await monitor.tick()
+        except asyncio.CancelledError:  # stopping: the scheduler's task is cancelled mid-tick
+            return
+        finally:
+            if on_tick is not None:
+                on_tick(time.monotonic() - began)
         log.debug("monitor tick: %s", result)
 
     scheduler = AsyncIOScheduler()

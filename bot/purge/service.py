@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from bot.backfill.service import JobService
 from bot.errors import UserInputError
 from bot.jobs.ids import job_workflow_id
+from bot.temporal import search_attributes
 from bot.temporal.models import ChunkSpec, PurgeInput, PurgeProgress
 from commands.models import PurgePlan
 
@@ -43,11 +44,10 @@ class PurgeJobService(JobService):
         await asyncio.to_thread(self._record, job_id, "purge", requester, channel, plan, workflow_id)
         pairs = {(cp.cluster, c.customer) for cp in plan.clusters for c in cp.chunks}
         await self._lock(job_id, workflow_id, pairs)
-        await self.client.start_workflow(
-            "Purge", inp, id=workflow_id, task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        )
+        attributes = search_attributes.job_attributes(
+            job_id, "purge", (c.customer for cp in plan.clusters for c in cp.chunks),
+            (cp.cluster for cp in plan.clusters if cp.chunks), requester)
+        await self.start_tagged("Purge", inp, workflow_id, attributes, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
         return job_id
 
     async def purge_progress(self, job_id: str) -> PurgeProgress:

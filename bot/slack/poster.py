@@ -61,7 +61,7 @@ class SlackPoster:
                  max_attempts: int = 8, base_backoff_s: float = 0.5, max_backoff_s: float = 60.0,
                  max_rate_limited: int = 50, batch: int = 500, now: Callable[[], datetime] = _utcnow,
                  rng: random.Random | None = None) -> None:
-        if client.retry_handlers:
+        if any(not getattr(h, "never_retries", False) for h in client.retry_handlers):  # counters may stay
             raise ValueError("construct the poster's AsyncWebClient with retry_handlers=[]: "
                              "the poster retries, paces and counts Slack's answers itself")
         self.outbox = outbox

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from bot.app import Runtime, demo_line, monitoring, open_runtime, slack_app, slack_deps
 from bot.cli.worker import connect_temporal, run_worker_until
 from bot.monitor.service import run_monitor
+from bot.ops.server import Ops, ops_server
 from bot.settings import Settings
 
 DEMO_USERS = {"U_ALICE": "alice", "U_BOB": "bob", "U_CAROL": "carol", "U_DAVE": "dave"}
@@ -75,7 +76,7 @@ async def _connected(app: Any, emu: Any, app_token: str | None) -> AsyncIterator
 
 
 async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit: bool, script: Path | None,
-                   stop: asyncio.Event, socket: bool = False) -> int:
+                   stop: asyncio.Event, socket: bool = False, ops: Ops | None = None) -> int:
     from bot.app import slack_web_client
     from bot.slack.auth import TokenCheck
     from bot.standins.console.console import Console
@@ -94,18 +95,24 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
                                                "slack_app_token": SecretStr(app_token) if app_token else None,
                                                "linear_api_key": SecretStr(linear_key), "linear_api_url": linear.url})
         rt.settings = settings
+        metrics = ops.metrics if ops is not None else None
         client = await connect_temporal(settings, rt.temporal_address)
-        deps = slack_deps(rt, client, slack_web_client(settings))
+        deps = slack_deps(rt, client, slack_web_client(settings, metrics))
         token_check = TokenCheck(deps.client)
         await token_check.check()
-        app = slack_app(settings, deps, token_check)
+        app = slack_app(settings, deps, token_check, metrics)
         worker_ready = asyncio.Event()
-        worker = asyncio.create_task(run_worker_until(rt, stop, ready=lambda _: worker_ready.set()))
-        monitor, poster = monitoring(settings, deps)
-        watching = asyncio.create_task(run_monitor(monitor, poster, stop, min(rt.config.monitor.interval_s, 5.0)))
+        worker = asyncio.create_task(run_worker_until(rt, stop, ready=lambda _: worker_ready.set(), ops=ops))
+        if ops is not None:
+            ops.metrics.watch_state(rt.pool)
+        monitor, poster = monitoring(settings, deps, metrics)
+        watching = asyncio.create_task(run_monitor(monitor, poster, stop, min(rt.config.monitor.interval_s, 5.0),
+                                                   metrics.observe_tick if metrics is not None else None))
         try:
             await asyncio.wait([asyncio.create_task(worker_ready.wait()), worker], return_when=asyncio.FIRST_COMPLETED)
             async with _connected(app, emu, app_token) as where:
+                if ops is not None:
+                    ops.readiness.ready()
                 print(_banner(rt, settings, time.monotonic() - began, where), flush=True)
                 console = Console(emu, default_user="U_ALICE", default_channel="C_OPS", output=sys.stdout)
                 if script is not None:
@@ -138,11 +145,15 @@ def run_dev(settings: Settings, *, scale: float | None, seed: int | None, ready_
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        with open_runtime(settings, temporal=True, scale=scale, seed=seed, reset=reset) as rt:
-            code = await _session(rt, settings, began, ready_exit=ready_exit, script=script, stop=stop,
-                                  socket=socket_mode)
-            if not ready_exit and script is None:
-                print("\nstopping the embedded stack ...", flush=True)
-            return code
+        ops = Ops()
+        async with ops_server(ops, "127.0.0.1", settings.metrics_port or 0) as bound:
+            if bound is not None:
+                print(f"shepherd dev: /metrics, /healthz and /readyz on http://127.0.0.1:{bound}", flush=True)
+            with open_runtime(settings, temporal=True, scale=scale, seed=seed, reset=reset) as rt:
+                code = await _session(rt, settings, began, ready_exit=ready_exit, script=script, stop=stop,
+                                      socket=socket_mode, ops=ops)
+                if not ready_exit and script is None:
+                    print("\nstopping the embedded stack ...", flush=True)
+                return code
 
     return asyncio.run(main())

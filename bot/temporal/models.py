@@ -39,6 +39,10 @@ class BackfillJobInput:
     max_attempts: int = 5
     progress_done_key: str = "ReindexedConversations"
     progress_total_key: str = "TotalConversationCount"
+    # The windows' child workflows carry search attributes (ShepherdKind "backfill-window") only when the
+    # namespace has them registered (the job itself started with them); False in older inputs.
+    tag_windows: bool = False
+    requester: str = ""
 
 
 @dataclass

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from bot.backfill.activities import BackfillActivities
 from bot.backfill.workflows import BackfillJob, BackfillWindow
@@ -39,7 +39,8 @@ def activities(deps: ActivityDeps) -> list[Any]:
 
 def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_activities: int = 16,
                  extra_workflows: Sequence[type] = (), extra_activities: Sequence[Any] = (),
-                 heartbeat_throttle: timedelta = timedelta(seconds=HEARTBEAT_EVERY_S)) -> Worker:
+                 heartbeat_throttle: timedelta = timedelta(seconds=HEARTBEAT_EVERY_S),
+                 interceptors: Sequence[Interceptor] = ()) -> Worker:
     """A worker running every Shepherd workflow and activity (plus `extra_*`, for tests) on `task_queue`."""
     return Worker(
         client,
@@ -51,4 +52,5 @@ def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_act
         # Heartbeats reach the server at most this often (and at 80% of the heartbeat timeout):
         # it bounds how fresh the progress the monitor reads can be.
         max_heartbeat_throttle_interval=heartbeat_throttle,
+        interceptors=interceptors,
     )

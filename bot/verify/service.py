@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -47,7 +47,9 @@ STORED_MISMATCHES = 20  # mismatch rows kept with a recorded verification (the c
 
 class VerifyService:
     def __init__(self, config: ShepherdConfig, registry: CustomerRegistry, source_pool: Any,
-                 lookup: ClusterLookup, *, concurrent: bool = True) -> None:
+                 lookup: ClusterLookup, *, concurrent: bool = True,
+                 on_verified: Callable[[float], None] | None = None) -> None:
+        self.on_verified = on_verified  # each verification's seconds (metrics)
         self.concurrent = concurrent  # False: Postgres, then each cluster in turn (to time each side alone)
         self.config = config
         self.registry = registry
@@ -85,6 +87,8 @@ class VerifyService:
         report = compare([r.name for r in refs], pg, ch, appeal, start=rng.start, end=rng.end, types=kinds,
                          sample=sample, population=population, seed=seed if sample is not None else None)
         timings["total"] = time.perf_counter() - began
+        if self.on_verified is not None:
+            self.on_verified(timings["total"])
         return replace(report, timings=timings)
 
     def verify_job(self, kind: str, plan: dict[str, Any]) -> VerifyReport:

@@ -21,11 +21,13 @@ async def temporal_env() -> AsyncIterator[Any]:
     from temporalio.testing import WorkflowEnvironment
 
     from bot.embedded.stack import temporal_binary
+    from bot.temporal.search_attributes import KEYS
 
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         ui=False,
         dev_server_extra_args=["--log-level", "error"],
+        search_attributes=KEYS,
     )
     try:
         yield env

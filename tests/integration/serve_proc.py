@@ -67,10 +67,12 @@ def standin() -> Any:
 class Serve:
     """One `shepherd serve --http` process; its output is collected in `lines`."""
 
-    def __init__(self, data: Path, emu: Any, config: Path | None, *args: str, token: str = TOKEN) -> None:
+    def __init__(self, data: Path, emu: Any, config: Path | None, *args: str, token: str = TOKEN,
+                 env: dict[str, str] | None = None) -> None:
+        extra = env or {}
         env = clean_env()
         env.update(SHEPHERD_SLACK_BOT_TOKEN=token, SHEPHERD_SLACK_SIGNING_SECRET=SECRET,
-                   SHEPHERD_SLACK_API_URL=emu.api_url)
+                   SHEPHERD_SLACK_API_URL=emu.api_url, SHEPHERD_METRICS_PORT="0", **extra)
         if config is not None:
             env["SHEPHERD_CONFIG_PATH"] = str(config)
         self.proc = subprocess.Popen(
@@ -79,6 +81,7 @@ class Serve:
             text=True)
         self.lines: list[str] = []
         self.url: str | None = None
+        self.ops_url: str | None = None  # /metrics, /healthz, /readyz
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -88,6 +91,8 @@ class Serve:
             self.lines.append(line)
             if found := re.search(r"listening on (http://\S+)", line):
                 self.url = found.group(1)
+            if found := re.search(r"/readyz on http://[^:]+:(\d+)", line):
+                self.ops_url = f"http://127.0.0.1:{found.group(1)}"
 
     @property
     def output(self) -> str:

@@ -22,6 +22,7 @@ from bot.embedded.demo import DemoSpec, demo_config
 from bot.errors import ConflictError, NotAuthorized, UpstreamError, UserInputError
 from bot.jobs.audit import AuditLog
 from bot.jobs.records import JobRecords
+from bot.ops.logs import JsonFormatter
 from bot.registry import CustomerRegistry
 from bot.standins.linear import LinearStandIn
 from bot.temporal.models import BackfillProgress, ChunkState, PurgeProgress, WindowState
@@ -133,6 +134,8 @@ async def test_linear_down_and_a_bad_key_never_show_the_key(standin: LinearStand
         assert KEY not in str(err) and KEY not in repr(err) and KEY not in err.reply()
     assert KEY not in caplog.text and KEY not in repr(linear)
     assert "wrong-key" not in caplog.text
+    as_json = "\n".join(JsonFormatter().format(r) for r in caplog.records)  # SHEPHERD_LOG_FORMAT=json
+    assert caplog.records and KEY not in as_json and "wrong-key" not in as_json
 
 
 # ---- write-ups from job rows -------------------------------------------------------------------

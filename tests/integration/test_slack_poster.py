@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.postgres import apply_migrations, make_pool
+from bot.ops.logs import JsonFormatter
 from bot.slack.outbox import Outbox
 from bot.slack.poster import SlackPoster
 from bot.standins.slack.emulator import SlackEmulator
@@ -161,6 +162,8 @@ async def test_a_permanent_error_fails_at_once_and_the_rest_still_goes(
     assert len([c for c in emu.calls if c.args.get("channel") == "C_GONE"]) == 1
     assert texts(emu, "C_ONE") == ["ok 0", "ok 1", "ok 2"]
     assert "channel_not_found" in caplog.text and TOKEN not in caplog.text
+    as_json = "\n".join(JsonFormatter().format(r) for r in caplog.records)  # SHEPHERD_LOG_FORMAT=json
+    assert "channel_not_found" in as_json and TOKEN not in as_json
 
 
 async def test_each_channel_is_paced_and_channels_go_in_parallel(outbox: Outbox, emu: SlackEmulator) -> None:

@@ -1,0 +1,1 @@
+"""Operating Shepherd: metrics, health checks, structured logs, the ops HTTP server."""
