@@ -23,6 +23,7 @@ MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())
 NEEDS: dict[str, set[str]] = {
     "chat.postMessage": {"chat:write"}, "chat.update": {"chat:write"}, "chat.postEphemeral": {"chat:write"},
     "chat.getPermalink": set(), "conversations.open": {"im:write"}, "views.open": set(), "views.publish": set(),
+    "auth.test": set(),  # Bolt checks the bot token at start-up (bot/slack/auth.py)
     "usergroups.list": {"usergroups:read"}, "usergroups.users.list": {"usergroups:read"},
     "files.getUploadURLExternal": {"files:write"}, "files.completeUploadExternal": {"files:write"},
 }
