@@ -126,6 +126,7 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
             await app.shepherd_background.drain()
             await watching
             await worker
+            deps.heavy.close()
     finally:
         emu.close()
         linear.stop()
