@@ -7,7 +7,8 @@ Two kinds, two places:
   that each ack's replay guard (bot/slack/replay.py) waits for.
 - `compute`: pure Python that holds the GIL for its whole run (the planners in `commands/`, drawing a
   chart). It runs in a process pool (spawned: forking a process with Temporal's and chdb's threads is
-  not safe), so the event loop keeps its core while a large plan is computed.
+  not safe), so the event loop keeps its core while a large plan is computed. Charts (`draw`) have a
+  worker process of their own: a burst of plans' charts must not queue a `/purge plan all` behind it.
 
 `HeavyWork.inline()` runs both in the caller's thread (the CLI, tests of planning alone).
 """
@@ -16,13 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -34,10 +33,8 @@ def _ready() -> bool:
 class HeavyWork:
     def __init__(self, *, threads: int = 4, processes: int = 1, inline: bool = False) -> None:
         self._threads: Executor | None = None if inline else ThreadPoolExecutor(threads, "shepherd-heavy")
-        self._processes: ProcessPoolExecutor | None = None
-        if not inline and processes > 0:
-            self._processes = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
-            self._processes.submit(_ready)  # start the worker now, not on the first plan
+        self._processes = None if inline else _spawned(processes)
+        self._drawing = None if inline else _spawned(1)
 
     @classmethod
     def inline(cls) -> HeavyWork:
@@ -57,17 +54,23 @@ class HeavyWork:
             return fn(*args, **kwargs)
         return self._processes.submit(fn, *args, **kwargs).result()
 
-    async def compute_async(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        if self._processes is None:
+    async def draw(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A chart: `fn(*args, **kwargs)` in the drawing process, awaited."""
+        if self._drawing is None:
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._processes, functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._drawing, functools.partial(fn, *args, **kwargs))
 
     def close(self) -> None:
-        if self._threads is not None:
-            self._threads.shutdown(wait=False, cancel_futures=True)
-        if self._processes is not None:
-            self._processes.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._threads, self._processes, self._drawing):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _spawned(processes: int) -> ProcessPoolExecutor:
+    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+    pool.submit(_ready)  # start the worker now, not on the first plan
+    return pool
 
 
 def run_inline(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

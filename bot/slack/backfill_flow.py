@@ -53,7 +53,7 @@ class BackfillFlow:
         try:
             volumes = await self.deps.heavy.blocking(planning.backfill_volumes,
                                                      planning.registry.resolve(req.customers), plan.range)
-            await self.deps.heavy.compute_async(backfill_chart, plan, volumes, path)
+            await self.deps.heavy.draw(backfill_chart, plan, volumes, path)
         except Exception:  # a chart is a nicety: the plan stands without it
             log.exception("could not draw the chart of %s", job_id)
             return
