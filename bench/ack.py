@@ -6,6 +6,9 @@ ack or by response_url), and one plan in twenty (a real plan query and a channel
 behind the ack). Prints ack latency p50/p95/p99, errors, and the serve process's peak RSS.
 Last line: one JSON object. Target: p99 under 100 ms, no errors. `--socket-mode` adds the same load over
 Socket Mode (`socket_vs_http_ack_p99`, target <= 1.2) and a purge request's fan-out to 20 approvers.
+`--loaded` then runs the same load again in the same serve process while it plans `/purge plan all`,
+verifies `/verify all` and ticks the monitor over 20 jobs (bench/ack_loaded.py): p99 target 250 ms,
+`loaded_vs_idle_ack_p99` the ratio to the idle run.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def main() -> None:
     parser.add_argument("--socket-mode", action="store_true",
                         help="then the same load over Socket Mode, and a purge request's fan-out to 20 approvers "
                              "(bench/ack_socket.py)")
+    parser.add_argument("--loaded", action="store_true",
+                        help="then the same load while serve plans, verifies, monitors 20 jobs (bench/ack_loaded.py)")
     opts = parser.parse_args()
     if opts.only:
         command, _, text = opts.only.partition(" ")
@@ -81,6 +86,11 @@ def main() -> None:
         emu.add_channel("C_OPS", "ops", members=["U_ALICE"])
         env = {**os.environ, "SHEPHERD_SLACK_BOT_TOKEN": TOKEN, "SHEPHERD_SLACK_SIGNING_SECRET": SECRET,
                "SHEPHERD_SLACK_API_URL": emu.api_url}
+        if opts.loaded:
+            from ack_loaded import loaded_config  # bench/ack_loaded.py, beside this file
+
+            env["SHEPHERD_CONFIG_PATH"] = str(loaded_config(data))
+        loaded: dict[str, object] = {}
         began = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "serve", "--http", "--host", "127.0.0.1",
                                  "--port", "0", "--data-dir", str(data)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -97,6 +107,11 @@ def main() -> None:
             print(f"serve ready in {time.monotonic() - began:.1f} s", flush=True)
             asyncio.run(load(emu, 50, 10))  # warm-up: first plan, first connections
             latencies, errors = asyncio.run(load(emu, opts.requests, opts.concurrency))
+            idle_load = os.getloadavg()[0]
+            if opts.loaded:
+                from ack_loaded import measure as measure_loaded
+
+                loaded = asyncio.run(measure_loaded(emu, load, opts.requests, opts.concurrency))
             rss = peak_rss_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGINT)
@@ -104,7 +119,18 @@ def main() -> None:
     result = {"requests": len(latencies), "concurrency": opts.concurrency, "errors": errors,
               "ack_p50_ms": round(percentile(latencies, 50), 1), "ack_p95_ms": round(percentile(latencies, 95), 1),
               "ack_p99_ms": round(percentile(latencies, 99), 1), "serve_peak_rss_mb": round(rss, 1),
-              "target_p99_ms": 100}
+              "target_p99_ms": 100, "load_average_1m": round(idle_load, 2)}
+    if opts.loaded:
+        busy: list[float] = loaded.pop("latencies")  # type: ignore[assignment]
+        p99 = percentile(busy, 99)
+        result.update({"loaded_errors": loaded.pop("errors"), "loaded_ack_p50_ms": round(percentile(busy, 50), 1),
+                       "loaded_ack_p95_ms": round(percentile(busy, 95), 1), "loaded_ack_p99_ms": round(p99, 1),
+                       "loaded_target_p99_ms": 250, **loaded,
+                       "loaded_vs_idle_ack_p99": round(p99 / max(result["ack_p99_ms"], 0.001), 2),  # type: ignore[arg-type]
+                       "loaded_load_average_1m": round(os.getloadavg()[0], 2)})
+        print(f"loaded: ack p50 {result['loaded_ack_p50_ms']} ms, p95 {result['loaded_ack_p95_ms']} ms, "
+              f"p99 {result['loaded_ack_p99_ms']} ms, {result['loaded_errors']} errors, "
+              f"{result['heavy_rounds']} rounds of /purge plan all + /verify all")
     if opts.socket_mode:
         from ack_socket import measure  # bench/ack_socket.py, beside this file
 

@@ -202,6 +202,7 @@ def slack_call_counters(metrics: Any) -> list[Any]:
 
 def slack_deps(rt: Runtime, temporal_client: Any, web_client: Any, *, now: Any = None) -> Any:
     from bot.adapters.linear import LinearClient
+    from bot.cpu import HeavyWork
     from bot.jobs.approvals import Approvals
     from bot.jobs.audit import AuditLog
     from bot.jobs.records import JobRecords
@@ -211,9 +212,11 @@ def slack_deps(rt: Runtime, temporal_client: Any, web_client: Any, *, now: Any =
     jobs = PurgeJobService(temporal_client, rt.pool, rt.config, rt.settings.temporal_task_queue)
     settings = rt.settings
     linear = LinearClient(settings.linear_api_url, settings.linear_api_key) if settings.linear_api_key else None
+    heavy = HeavyWork()  # plans, verifications and charts off the event loop (bot/cpu.py); closed by the caller
+    rt.planning.compute = heavy.compute
     return SlackDeps(rt.config, rt.planning, jobs, JobRecords(rt.pool), Approvals(rt.pool, rt.config.access),
                      AuditLog(rt.pool), web_client, now or utc_now, chart_dir=settings.data_dir / "charts",
-                     linear=linear)
+                     linear=linear, heavy=heavy)
 
 
 def slack_app(settings: Settings, deps: Any, token: Any = None, metrics: Any = None) -> Any:

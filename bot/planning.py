@@ -8,7 +8,7 @@ ClickHouse gives the rows a purge would delete (per customer and day, both table
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,6 +18,7 @@ from bot.adapters.clusters import ClusterLookup, LookupResult
 from bot.adapters.sql import ch_table
 from bot.backfill.source_volumes import SourceVolumes
 from bot.config import ShepherdConfig
+from bot.cpu import run_inline
 from bot.errors import UserInputError
 from bot.registry import CustomerRegistry
 from commands.chunks import plan_purge_days
@@ -61,6 +62,8 @@ class PlanningService:
         self.source = source
         self.lookup = lookup
         self.volumes = SourceVolumes(source, config.source, config.appeal_types)
+        # Where the pure planners run: inline, or (serve, dev) a worker process (bot/cpu.py), set by bot/app.py.
+        self.compute: Callable[..., Any] = run_inline
 
     def default_range(self, today: date) -> DateRange:
         return self.config.default_range.resolve(today)
@@ -84,8 +87,9 @@ class PlanningService:
                 f"--parallel {parallel} must be between 1 and {self.config.backfill.max_parallel}"
             )
         series = self.backfill_series(customers, rng)
-        return plan_backfill_series(
-            series, customers, rng, self.config.windows, self.config.throughput, parallel, req.window_days
+        return self.compute(
+            plan_backfill_series, series, customers, rng, self.config.windows, self.config.throughput, parallel,
+            req.window_days,
         )
 
     def backfill_series(self, customers: Sequence[CustomerRef], rng: DateRange) -> dict[str, list[int]]:
@@ -109,7 +113,7 @@ class PlanningService:
         if req.max_rows is not None:
             policy = policy.model_copy(update={"max_rows_per_mutation": req.max_rows})
         found, lookups = self.purge_days(customers, rng, types)
-        return PurgePlanResult(plan_purge_days(found, customers, rng, types, policy), lookups)
+        return PurgePlanResult(self.compute(plan_purge_days, found, customers, rng, types, policy), lookups)
 
     def purge_days(
         self, customers: Sequence[CustomerRef], rng: DateRange, types: Sequence[int]

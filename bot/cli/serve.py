@@ -131,6 +131,7 @@ async def serve_until(rt: Runtime, args: argparse.Namespace, stop: asyncio.Event
         stop.set()
         await token.close()
         await watching
+        deps.heavy.close()
         if worker is not None:
             await worker
 

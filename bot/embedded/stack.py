@@ -76,7 +76,8 @@ def private_runtime_dir(path: Path) -> None:
 STATE_FILE, LOCK_FILE = "stack.json", "stack.lock"
 # What --reset deletes: everything the stack and the demo write (the lock file stays: it is held).
 RESET_PARTS = ("postgres", "clickhouse", "temporal.db", "temporal.db-wal", "temporal.db-shm", "temporal.log",
-               "demo.json", "shepherd.yml", "charts", STATE_FILE)
+               "demo.json", "shepherd.yml", "charts", STATE_FILE,
+               "slack-standin.sqlite", "slack-standin.sqlite-wal", "slack-standin.sqlite-shm")  # shepherd dev's Slack
 
 
 def lock_holder(data_dir: Path) -> str:

@@ -31,7 +31,7 @@ class BackfillFlow:
         planning.registry.resolve(args.customers)  # unknown names fail before any query
         rng = planning.range_for(args.start, args.end, today)
         req = BackfillRequest(args.customers, rng, args.window_days, args.parallel)
-        return req, await asyncio.to_thread(planning.plan_backfill, req, today)
+        return req, await self.deps.heavy.blocking(planning.plan_backfill, req, today)
 
     async def plan(self, cmd: v.BackfillPlan, who: Who) -> str:
         req, plan = await self._plan(cmd.args)
@@ -51,9 +51,9 @@ class BackfillFlow:
         planning = self.deps.planning
         path = self.deps.chart_dir / f"{job_id}.png"
         try:
-            volumes = await asyncio.to_thread(planning.backfill_volumes, planning.registry.resolve(req.customers),
-                                              plan.range)
-            await asyncio.to_thread(backfill_chart, plan, volumes, path)
+            volumes = await self.deps.heavy.blocking(planning.backfill_volumes,
+                                                     planning.registry.resolve(req.customers), plan.range)
+            await self.deps.heavy.draw(backfill_chart, plan, volumes, path)
         except Exception:  # a chart is a nicety: the plan stands without it
             log.exception("could not draw the chart of %s", job_id)
             return

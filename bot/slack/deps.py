@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.linear import LinearClient
 from bot.config import ShepherdConfig
+from bot.cpu import HeavyWork
 from bot.errors import NotAuthorized
 from bot.jobs.approvals import Approvals, group_entries
 from bot.jobs.audit import AuditLog
@@ -55,6 +56,7 @@ class SlackDeps:
     chart_dir: Path | None = None  # where plan charts are drawn; None: no chart
     linear: LinearClient | None = None  # None: no Linear API key configured (drafts only)
     changed: Callable[[Iterable[str]], None] = lambda users: None  # what each person sees changed (Home tabs)
+    heavy: HeavyWork = field(default_factory=HeavyWork.inline)  # plans, verifications, charts: off the loop
     _groups: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
 
     @property

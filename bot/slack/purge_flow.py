@@ -47,7 +47,7 @@ class PurgeFlow:
 
     async def _plan(self, req: PurgeRequest) -> PurgePlan:
         today = self.deps.now().astimezone(self.deps.tz).date()
-        return (await asyncio.to_thread(self.deps.planning.plan_purge, req, today)).plan
+        return (await self.deps.heavy.blocking(self.deps.planning.plan_purge, req, today)).plan
 
     async def plan(self, cmd: v.PurgePlanCmd, who: Who) -> None:
         plan = await self._plan(self._request(cmd.args))

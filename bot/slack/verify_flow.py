@@ -86,7 +86,7 @@ class VerifyFlow:
             + (f" and {len(cmd.customers) - 5} more" if len(cmd.customers) > 5 else ""))
         where = f"in the thread of {cmd.job}" if cmd.job else "here"
         await who.reply(note(f":mag: Verifying {what} against Postgres; the report will be posted {where}."))
-        report = await asyncio.to_thread(self.verify.verify, cmd.customers, cmd.sample, cmd.start, cmd.end,
+        report = await self.deps.heavy.blocking(self.verify.verify, cmd.customers, cmd.sample, cmd.start, cmd.end,
                                          cmd.types, None, today=today)
         job_id = new_job_id("verify")
         await asyncio.to_thread(self.verify.record, self.deps.records.pool, job_id, report, who.user, who.channel,

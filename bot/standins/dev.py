@@ -47,11 +47,13 @@ def _banner(rt: Runtime, settings: Settings, seconds: float, where: str) -> str:
     )
 
 
-def _emulator(signing_secret: str, token: str, app_token: str | None) -> Any:
+def _emulator(signing_secret: str, token: str, app_token: str | None, data_dir: Path) -> Any:
+    """The stand-in, kept in the data directory: a restart finds the channels and messages it had."""
     from bot.standins.slack.emulator import SlackEmulator
+    from bot.standins.slack.store import FILE_NAME
 
     emu = SlackEmulator(signing_secret=signing_secret, bot_token=token, app_token=app_token,
-                        socket_mode=app_token is not None).start()
+                        socket_mode=app_token is not None, state_path=Path(data_dir) / FILE_NAME).start()
     for uid, name in DEMO_USERS.items():
         emu.add_user(uid, name)
     for cid, name in DEMO_CHANNELS.items():
@@ -84,7 +86,7 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
 
     secret, token = secrets.token_hex(16), "xoxb-dev-" + secrets.token_hex(8)
     app_token = "xapp-dev-" + secrets.token_hex(8) if socket else None
-    emu = _emulator(secret, token, app_token)
+    emu = _emulator(secret, token, app_token, settings.data_dir)
     linear_key = "lin_api_dev_" + secrets.token_hex(8)
     linear = LinearStandIn(api_key=linear_key)
     linear.start()
@@ -131,6 +133,7 @@ async def _session(rt: Runtime, settings: Settings, began: float, *, ready_exit:
             await app.shepherd_background.drain()
             await watching
             await worker
+            deps.heavy.close()
     finally:
         emu.close()
         linear.stop()

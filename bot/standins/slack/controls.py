@@ -49,10 +49,14 @@ class Controls:
     def deactivate(self, user: str) -> None:
         """The person is deactivated: conversations.open and posts to their DM answer `user_disabled`."""
         with self._ws.lock:
-            self._ws.user(user).deleted = True
+            found = self._ws.user(user)
+            found.deleted = True
+            self._ws.saved_user(found)
 
     def restrict_dms(self, user: str) -> None:
         """A workspace preference keeps the app from posting to them (`restricted_action`)."""
         with self._ws.lock:
-            self._ws.user(user).dms_restricted = True
+            found = self._ws.user(user)
+            found.dms_restricted = True
+            self._ws.saved_user(found)
 

@@ -1,7 +1,9 @@
 """A local Slack stand-in for Shepherd's Bolt app: Slack's Web API, its deliveries, its limits.
 
 An aiohttp server on an ephemeral 127.0.0.1 port, running in its own thread with its own event loop,
-so it serves sync code and any asyncio loop alike. State is in memory, behind one lock.
+so it serves sync code and any asyncio loop alike. State is in memory, behind one lock; with `state_path`
+the people, channels, messages and response_urls are also kept in that SQLite file (bot/standins/slack/store.py)
+and a new stand-in on the same file starts with them.
 
     emu = SlackEmulator(signing_secret=SECRET, bot_token="xoxb-...").start()   # or `with SlackEmulator(...)`
     emu.add_user("U_ALICE", "alice"); emu.add_channel("C_OPS", "ops", members=["U_ALICE"])
@@ -14,7 +16,7 @@ so it serves sync code and any asyncio loop alike. State is in memory, behind on
 Public API
 - `SlackEmulator(*, signing_secret, bot_token="xoxb-emulator", app_url=None, team_id="T0SHEPHERD",
   contract=None, strict=True, bot_user_id="U0SHEPHERD", bot_id="B0SHEPHERD", app_id="A0SHEPHERD",
-  trigger_ttl_s=3.0, app_token=None, socket_mode=False, ack_timeout_s=3.0)`; `start()` (returns self),
+  trigger_ttl_s=3.0, app_token=None, socket_mode=False, ack_timeout_s=3.0, state_path=None)`; `start()` (returns self),
   `close()`, context manager; `api_url` (ends with "/"), `app_url` (settable any time), `bot_user_id`.
 - Directory: `add_user(id, name, *, real_name, tz, is_bot)`, `add_channel(id, name, *, members)` (no members:
   everyone is in it), `add_usergroup(id, handle, users)`; `deactivate(user)`, `restrict_dms(user)`.
@@ -89,6 +91,7 @@ from bot.standins.slack.loop import BackgroundServer
 from bot.standins.slack.model import Call, Change, Channel, Delivery, Message, SlackError, User, View
 from bot.standins.slack.socket_mode import ACK_TIMEOUT_S, SocketModeServer
 from bot.standins.slack.state import Workspace
+from bot.standins.slack.store import WorkspaceStore
 from bot.standins.slack.views import TRIGGER_TTL_S, Views
 
 __all__ = ["SlackEmulator", "Message", "Call", "Change", "Delivery", "View"]
@@ -101,12 +104,16 @@ class SlackEmulator(Controls):
                  team_id: str = "T0SHEPHERD", contract: Path | None = None, strict: bool = True,
                  bot_user_id: str = "U0SHEPHERD", bot_id: str = "B0SHEPHERD", app_id: str = "A0SHEPHERD",
                  trigger_ttl_s: float = TRIGGER_TTL_S, app_token: str | None = None,
-                 socket_mode: bool = False, ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
+                 socket_mode: bool = False, ack_timeout_s: float = ACK_TIMEOUT_S,
+                 state_path: Path | None = None) -> None:
         self.signing_secret = signing_secret
         self.app_url = app_url
         self.socket_mode = socket_mode  # deliveries as Socket Mode envelopes instead of signed HTTP POSTs
         self.bot_user_id = bot_user_id
         self._ws = Workspace(team_id, bot_user_id, bot_id, app_id)
+        self._store = WorkspaceStore(state_path) if state_path is not None else None
+        if self._store is not None:
+            self._ws.keep_in(self._store)
         self._views = Views(self._ws, trigger_ttl_s)
         self._backend = Backend(self._ws, self._views)
         self.contract_source: Path = contract or default_contract_path()
@@ -128,6 +135,8 @@ class SlackEmulator(Controls):
 
     def close(self) -> None:
         self._http.close()
+        if self._store is not None:
+            self._store.close()
 
     def __enter__(self) -> SlackEmulator:
         return self.start()
@@ -145,11 +154,11 @@ class SlackEmulator(Controls):
     def add_user(self, user_id: str, name: str, *, real_name: str | None = None, tz: str = "UTC",
                  is_bot: bool = False) -> None:
         with self._ws.lock:
-            self._ws.users[user_id] = User(user_id, name, real_name or name.title(), tz, is_bot)
+            self._ws.saved_user(User(user_id, name, real_name or name.title(), tz, is_bot))
 
     def add_channel(self, channel_id: str, name: str, *, members: Iterable[str] = ()) -> None:
         with self._ws.lock:
-            self._ws.channels[channel_id] = Channel(channel_id, name.lstrip("#"), set(members))
+            self._ws.saved_channel(Channel(channel_id, name.lstrip("#"), set(members)))
 
     def add_usergroup(self, group_id: str, handle: str, users: Iterable[str]) -> None:
         self._ws.add_usergroup(group_id, handle, list(users))

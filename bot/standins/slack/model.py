@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -155,15 +154,33 @@ class TsClock:
             self._last = max(self._last + 1, int(time.time() * 1_000_000))
             return f"{self._last // 1_000_000}.{self._last % 1_000_000:06d}"
 
+    def advance_to(self, micros: int) -> None:
+        """Never hand out a timestamp at or before `micros` (the latest of a reloaded workspace)."""
+        with self._lock:
+            self._last = max(self._last, micros)
+
 
 class Ids:
     """Slack-looking ids: F0000001 (files), V0000001 (views), trigger ids."""
 
     def __init__(self) -> None:
-        self._counter = itertools.count(1)
+        self._last = 0
+        self._lock = threading.Lock()
 
     def next(self, prefix: str) -> str:
-        return f"{prefix}{next(self._counter):07d}"
+        return f"{prefix}{self._next():07d}"
+
+    def _next(self) -> int:
+        with self._lock:
+            self._last += 1
+            return self._last
+
+    def advance_past(self, known: str) -> None:
+        """Never hand out an id numbered at or below `known`'s (an id of a reloaded workspace, "F0000012")."""
+        digits = known.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        if digits.isdigit():
+            with self._lock:
+                self._last = max(self._last, int(digits))
 
     def trigger(self) -> str:
-        return f"{int(time.time())}.{next(self._counter)}.emulator{next(self._counter):08x}"
+        return f"{int(time.time())}.{self._next()}.emulator{self._next():08x}"

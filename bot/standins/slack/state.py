@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.standins.slack.block_checks import MAX_TEXT, check_blocks, decode_blocks, with_ids
 from bot.standins.slack.model import Change, Channel, Ids, Message, SlackError, TsClock, User, Usergroup
+from bot.standins.slack.store import WorkspaceStore
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,28 @@ class Workspace:
         self.clock = TsClock()
         self.ids = Ids()
         self.subscribers: list[Callable[[Change], None]] = []
+        self.store: WorkspaceStore | None = None  # set: every change is also written to disk
+
+    def keep_in(self, store: WorkspaceStore) -> None:
+        """Load what `store` holds into this workspace, then write every change through to it."""
+        store.load(self)
+        with self.lock:
+            self.store = store
+            for user in self.users.values():
+                store.save_user(user)
+
+    def saved_user(self, user: User) -> None:
+        with self.lock:
+            self.users[user.id] = user
+            if self.store is not None:
+                self.store.save_user(user)
+
+    def saved_channel(self, channel: Channel) -> Channel:
+        with self.lock:
+            self.channels[channel.id] = channel
+            if self.store is not None:
+                self.store.save_channel(channel)
+            return channel
 
     # --- people and places -------------------------------------------------------------------
     def user(self, user_id: str) -> User:
@@ -74,8 +97,9 @@ class Workspace:
                 if ch.name == name:
                     return ch
             if ref in self.users:
-                dm = Channel("D" + ref.removeprefix("U"), f"dm-{self.users[ref].name}", {ref, self.bot_user_id})
-                return self.channels.setdefault(dm.id, dm)
+                dm_id = "D" + ref.removeprefix("U")
+                return self.channels.get(dm_id) or self.saved_channel(
+                    Channel(dm_id, f"dm-{self.users[ref].name}", {ref, self.bot_user_id}))
             raise SlackError("channel_not_found")
 
     # --- messages ----------------------------------------------------------------------------
@@ -112,6 +136,8 @@ class Workspace:
             if root is not None:
                 root.reply_count += 1
                 root.thread_ts = root.ts
+            if self.store is not None:
+                self.store.save_messages(msg, *([root] if root is not None else []))
             return msg, [Change("new", copy.deepcopy(msg))]
 
     def update(self, channel: str, ts: str, text: Any, blocks: Any, *, ephemeral: bool | None = False,
@@ -125,6 +151,8 @@ class Workspace:
             msg.text = msg.text if retain and text is None else body
             msg.blocks = msg.blocks if retain and blocks is None else stored
             msg.edits += 1
+            if self.store is not None:
+                self.store.save_messages(msg)
             return msg, [Change("updated", copy.deepcopy(msg))]
 
     def delete(self, channel: str, ts: str, *, ephemeral: bool | None = False) -> list[Change]:
@@ -134,9 +162,12 @@ class Workspace:
             if msg.user != self.bot_user_id:
                 raise SlackError("cant_delete_message")
             self.deleted.add((ch.id, ts))
+            root = None
             if msg.is_reply():
                 root = self.find(ch.id, str(msg.thread_ts), ephemeral=False)
                 root.reply_count = max(0, root.reply_count - 1)
+            if self.store is not None:
+                self.store.delete_message(ch.id, ts, root)
             return [Change("deleted", copy.deepcopy(msg))]
 
     def ephemeral(self, channel: str, user: str, text: Any, blocks: Any,
@@ -150,6 +181,8 @@ class Workspace:
             msg = Message(ch.id, self.clock.next(), self.bot_user_id, body, stored, thread_ts=thread_ts,
                           ephemeral_to=user, bot_id=self.bot_id)
             self.private.append(msg)
+            if self.store is not None:
+                self.store.save_messages(msg)
             return msg, [Change("ephemeral", copy.deepcopy(msg))]
 
     def find(self, channel: str, ts: str, *, ephemeral: bool | None = None) -> Message:
@@ -182,7 +215,9 @@ class Workspace:
     def new_response_target(self, user: str, channel: str, original: tuple[str, str] | None) -> str:
         token = self.ids.next("R") + self.clock.next().replace(".", "")
         with self.lock:
-            self.response_targets[token] = ResponseTarget(user, channel, original)
+            target = self.response_targets[token] = ResponseTarget(user, channel, original)
+            if self.store is not None:
+                self.store.save_response_target(token, target)
         return token
 
     def respond(self, token: str, payload: Any) -> tuple[int, str, list[Change]]:
@@ -199,6 +234,8 @@ class Workspace:
             if not isinstance(payload, dict):
                 return 400, "invalid_payload", []
             target.uses += 1
+            if self.store is not None:
+                self.store.save_response_target(token, target)
             try:
                 changes = self._apply_response(target, payload)
             except SlackError as err:
@@ -219,7 +256,9 @@ class Workspace:
     # --- groups and subscribers --------------------------------------------------------------
     def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> None:
         with self.lock:
-            self.usergroups[group_id] = Usergroup(group_id, handle.lstrip("@"), users)
+            group = self.usergroups[group_id] = Usergroup(group_id, handle.lstrip("@"), users)
+            if self.store is not None:
+                self.store.save_usergroup(group)
 
     def notify(self, changes: list[Change]) -> None:
         with self.lock:
