@@ -105,9 +105,24 @@ class TargetTables(Strict):
         return self
 
 
+class AutopilotSettings(Strict):
+    """`--parallel auto`: how the job finds its parallelism (between `floor` and backfill.max_parallel)."""
+
+    floor: int = Field(default=1, ge=1)
+    start: int = Field(default=2, ge=1)
+    hold_s: float = Field(default=600.0, gt=0)  # at least this long between two changes of N
+    settle_s: float = Field(default=120.0, ge=0)  # readings this soon after a change are not judged
+    interval_s: float = Field(default=60.0, gt=0)  # how often the job reads its windows' heartbeats
+    min_gain: float = Field(default=0.10, gt=0)  # a higher N must raise the aggregate rate by this fraction
+    collapse_ratio: float = Field(default=0.5, gt=0, le=1)  # per-window rate vs its best: contention below it
+
+
 class BackfillSettings(Strict):
     default_parallel: int = Field(default=4, ge=1)
     max_parallel: int = Field(default=16, ge=1)
+    # "auto": a job without --parallel N runs the autopilot; "fixed": it runs default_parallel windows at once.
+    parallel: Literal["auto", "fixed"] = "fixed"
+    autopilot: AutopilotSettings = Field(default_factory=AutopilotSettings)
     window_workflow: str = "BackfillWindow"
     window_task_queue: str | None = None  # None: Shepherd's own task queue
     # For an in-house window workflow taking a mapping: {their_key: our_field}, our fields being
@@ -126,6 +141,8 @@ class BackfillSettings(Strict):
     def _parallel(self) -> BackfillSettings:
         if self.default_parallel > self.max_parallel:
             raise ValueError("default_parallel must not exceed max_parallel")
+        if self.autopilot.floor > self.max_parallel:
+            raise ValueError("autopilot.floor must not exceed max_parallel")
         return self
 
 

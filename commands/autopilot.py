@@ -142,8 +142,8 @@ def best_level(levels: Mapping[int, float], min_gain: float) -> int:
 
 
 def _search(move: Any, levels: dict[int, float], policy: Policy, figures: str) -> tuple[State, Change | None]:
-    """Try halfway between the best N and the next measured N above it; below it only when nothing below
-    was measured (the start was past the best); settle on the best once there is nothing left between."""
+    """Try halfway between the best N and the next measured N above it, then (see below) the one below it;
+    settle on the best once there is nothing left to try between."""
     best = best_level(levels, policy.min_gain)
     above = min((m for m in levels if m > best), default=policy.maximum + 1)
     below = max((m for m in levels if m < best), default=policy.floor - 1)
@@ -151,7 +151,10 @@ def _search(move: Any, levels: dict[int, float], policy: Policy, figures: str) -
     if above - best > 1:
         mid = (best + above) // 2
         return move(mid, f"searching: {figures}; {said}, trying N={mid}", phase=SEARCHING)
-    if below < policy.floor and best - below > 1:  # started above the best: the climb never saw below it
+    # Below the best only if the climb may have stepped over the knee: nothing measured below (the start
+    # was past it), or the per-window rate already fell between the level below and the best.
+    past_knee = below < policy.floor or levels[best] / best < levels[below] / below * (1 - policy.min_gain)
+    if past_knee and best - below > 1:
         mid = (best + below + 1) // 2
         return move(mid, f"searching: {figures}; {said}, trying N={mid}", phase=SEARCHING)
     return move(best, f"settled: {figures}; {said}, and its neighbours gave less", phase=SETTLED,

@@ -14,11 +14,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from bot.backfill.autopilot import autopilot_policy
 from bot.config import ShepherdConfig
 from bot.errors import ConflictError, UpstreamError, UserInputError
 from bot.jobs import locks
@@ -74,10 +75,14 @@ class JobService:
     # ---- start -------------------------------------------------------------------------
 
     async def start_backfill(self, plan: BackfillPlan, job_id: str, requester: str, channel: str | None = None,
-                             parallel: int | None = None, start_at: datetime | None = None) -> str:
-        """Record the job, lock its (cluster, customer) pairs and start its workflow; once per job id."""
+                             parallel: int | None = None, start_at: datetime | None = None,
+                             autopilot: bool | None = None) -> str:
+        """Record the job, lock its (cluster, customer) pairs and start its workflow; once per job id.
+
+        `autopilot` (None: the configuration's backfill.parallel decides): the job finds its own N."""
         check_backfill_plan(plan, self.config)
-        parallel = parallel or plan.parallel
+        auto = self.config.backfill.parallel == "auto" if autopilot is None else autopilot
+        parallel = autopilot_policy(self.config).start if auto else parallel or plan.parallel
         if not 1 <= parallel <= self.config.backfill.max_parallel:
             raise UserInputError(f"--parallel {parallel} must be between 1 and {self.config.backfill.max_parallel}")
         if start_at is not None and start_at.tzinfo is None:
@@ -87,7 +92,7 @@ class JobService:
         if not created and await self._exists(workflow_id):
             return job_id  # a double click or a retried command: the job is already there
         inp = self._job_input(job_id, plan, window_specs(plan), parallel, run=1)
-        inp.start_at = start_at.isoformat() if start_at else None
+        inp.start_at, inp.autopilot = start_at.isoformat() if start_at else None, auto
         await self._lock(job_id, workflow_id, {(w.cluster, w.customer) for w in plan.windows})
         await self._start(inp, workflow_id, WorkflowIDReusePolicy.REJECT_DUPLICATE, requester)
         return job_id
@@ -101,6 +106,7 @@ class JobService:
             input_mapping=dict(bf.window_input_mapping), run=run,
             heartbeat_timeout_s=self.heartbeat_timeout_s, max_attempts=bf.max_attempts,
             progress_done_key=bf.progress_done_key, progress_total_key=bf.progress_total_key,
+            autopilot_policy=autopilot_policy(self.config),
         )
 
     async def _start(self, inp: BackfillJobInput, workflow_id: str, reuse: WorkflowIDReusePolicy,
@@ -242,6 +248,18 @@ class JobService:
             raise UserInputError(f"throttle must be between 1 and {self.config.backfill.max_parallel}")
         await self._signal(job_id, "throttle", parallel)
 
+    async def autopilot(self, job_id: str) -> None:
+        """Turn the job's autopilot (back) on: it sets N again from the current one."""
+        try:
+            on = await self._handle(job_id).execute_update("autopilot", True, result_type=bool)
+        except RPCError as err:
+            raise UserInputError(f"job {job_id} is not running: {err.message}") from None
+        except WorkflowUpdateFailedError as err:
+            raise UserInputError(f"job {job_id} cannot run the autopilot: {err.cause or err}") from None
+        if not on:
+            raise UserInputError(f"job {job_id} cannot run the autopilot: it has ended, or it was started by a "
+                                 "Shepherd without it; set N by hand")
+
     async def pause(self, job_id: str) -> None:
         await self._signal(job_id, "pause")
 
@@ -276,6 +294,7 @@ class JobService:
             raise UserInputError(f"job {job_id} has no failed or cancelled windows to retry")
         specs = [s for s in window_specs(plan) if s.key in again]
         inp = self._job_input(job_id, plan, specs, progress.parallel, run=progress.run + 1)
+        inp.autopilot = progress.autopilot
         workflow_id = job_workflow_id("backfill", job_id)
         await self._lock(job_id, workflow_id, {(s.cluster, s.customer) for s in specs})
         await self._start(inp, workflow_id, WorkflowIDReusePolicy.ALLOW_DUPLICATE,

@@ -8,17 +8,22 @@ can drive its existing in-house backfill workflow instead of Shepherd's own.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+import contextlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from bot.temporal.models import (
+        AutopilotPolicy,
         BackfillJobInput,
         BackfillProgress,
+        HeartbeatSample,
+        HeartbeatsInput,
+        ParallelChange,
         ReleaseLocksInput,
         WindowInput,
         WindowResult,
@@ -26,8 +31,11 @@ with workflow.unsafe.imports_passed_through():
         WindowState,
     )
     from bot.temporal.search_attributes import job_attributes
+    from commands import autopilot as ap
 
 RELEASE_TIMEOUT = timedelta(minutes=2)
+READ_TIMEOUT = timedelta(seconds=30)
+AUTOPILOT_PATCH = "backfill-autopilot"  # the reads and timers of `--parallel auto` (jobs started after it)
 MIN_START_TO_CLOSE = timedelta(minutes=2)
 
 
@@ -90,10 +98,33 @@ class BackfillJob:
         self.job_id = ""
         self.start_at: str | None = None
         self.run_number = 1
+        self.policy: AutopilotPolicy | None = None
+        self.auto = False
+        self.pilot: ap.State | None = None
+        self.beats: dict[str, tuple[float, int]] = {}
+        self.next_read = datetime.min.replace(tzinfo=UTC)
+        self.changes: list[ParallelChange] = []
 
     @workflow.signal
     def throttle(self, parallel: int) -> None:
-        self.parallel = max(1, int(parallel))
+        before, self.parallel = self.parallel, max(1, int(parallel))
+        if self.auto:  # a person's N stands until they turn the autopilot back on
+            self.auto = False
+            self._changed(before, self.parallel, "hand", "set by hand: autopilot off")
+
+    @workflow.update
+    def autopilot(self, on: bool) -> bool:
+        """On: the autopilot takes over from the current N (a job given its policy, still running); off: N
+        stays. Answers whether the autopilot is on now."""
+        if not on:
+            self.auto = False
+        elif (not self.auto and self.policy is not None and self.state in ("waiting", "running")
+              and workflow.patched(AUTOPILOT_PATCH)):
+            self.auto = True
+            self.pilot = ap.start(self.policy, workflow.now().timestamp(), self.parallel)
+            self.beats, self.next_read = {}, workflow.now()
+            self._changed(self.parallel, self.parallel, "hand", "autopilot on")
+        return self.auto
 
     @workflow.signal
     def pause(self) -> None:
@@ -107,11 +138,15 @@ class BackfillJob:
     def progress(self) -> BackfillProgress:
         state = "paused" if self.paused and self.state == "running" else self.state
         return BackfillProgress(job_id=self.job_id, state=state, parallel=self.parallel, paused=self.paused,
-                                start_at=self.start_at, windows=list(self.windows.values()), run=self.run_number)
+                                start_at=self.start_at, windows=list(self.windows.values()), run=self.run_number,
+                                autopilot=self.auto, parallel_changes=list(self.changes))
 
     @workflow.run
     async def run(self, inp: BackfillJobInput) -> list[WindowState]:
         self.job_id, self.parallel, self.start_at, self.run_number = inp.job_id, inp.parallel, inp.start_at, inp.run
+        self.policy = inp.autopilot_policy
+        if inp.autopilot and self.policy is not None and workflow.patched(AUTOPILOT_PATCH):
+            self.auto, self.parallel = True, self.policy.clamp(self.policy.start)
         specs = {w.key: w for w in inp.windows}
         self.windows = {w.key: WindowState(key=w.key, customer=w.customer, cluster=w.cluster, start=w.start,
                                            end=w.end, total=w.conversations) for w in inp.windows}
@@ -122,17 +157,29 @@ class BackfillJob:
                 if delay > timedelta(0):
                     await workflow.sleep(delay)  # durable: survives workers and restarts
             self.state = "running"
+            if self.auto and self.policy is not None:  # judged from the windows' start, not the job's creation
+                self.pilot = ap.start(self.policy, workflow.now().timestamp(), self.parallel)
+                self.beats, self.next_read = {}, workflow.now()
             pending = [w.key for w in inp.windows]  # filled in the given (schedule) order
             while pending or running:
-                await workflow.wait_condition(
-                    lambda: any(t.done() for t in running.values())
-                    or (not self.paused and bool(pending) and len(running) < self.parallel)
-                )
+                def ready() -> bool:
+                    return (any(t.done() for t in running.values())
+                            or (not self.paused and bool(pending) and len(running) < self.parallel)
+                            or (self.auto and workflow.now() >= self.next_read))
+
+                if self.auto:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await workflow.wait_condition(ready, timeout=max(self.next_read - workflow.now(),
+                                                                         timedelta(seconds=1)))
+                else:
+                    await workflow.wait_condition(ready)
                 for key in [k for k, t in running.items() if t.done()]:
                     self._finish(key, running.pop(key))
                 while not self.paused and pending and len(running) < self.parallel:
                     key = pending.pop(0)
                     running[key] = asyncio.create_task(self._run_window(inp, specs[key]))
+                if self.auto and workflow.now() >= self.next_read:
+                    await self._steer(inp, list(running), len(pending))
         except (asyncio.CancelledError, CancelledError):
             self.state = "cancelling"
             for task in running.values():
@@ -157,6 +204,36 @@ class BackfillJob:
         await self._release(inp, "done", None)
         self.state = "done"
         return list(self.windows.values())
+
+    async def _steer(self, inp: BackfillJobInput, running: list[str], pending: int) -> None:
+        """Read the running windows' heartbeats, feed their summed rate to the autopilot, apply its N."""
+        assert self.policy is not None and self.pilot is not None
+        self.next_read = workflow.now() + timedelta(seconds=self.policy.interval_s)
+        ids = {self.windows[k].workflow_id or "": k for k in running}
+        try:
+            samples: list[HeartbeatSample] = await workflow.execute_activity(
+                "read_window_heartbeats", HeartbeatsInput(workflow_ids=sorted(ids), done_key=inp.progress_done_key),
+                result_type=list[HeartbeatSample], start_to_close_timeout=READ_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=2))
+        except ActivityError as err:  # no reading this time; the windows run on at the current N
+            if _is_cancel(err):
+                raise
+            return
+        if not self.auto or self.pilot is None:
+            return  # turned off (or taken over by hand) while reading
+        now = workflow.now().timestamp()
+        after = {ids[s.workflow_id]: (s.at, s.done) for s in samples if s.at is not None and s.workflow_id in ids}
+        rates = ap.window_rates(self.beats, after)
+        self.beats = after
+        self.pilot = ap.observe(self.pilot, ap.Reading(at=now, running=len(rates), aggregate=sum(rates.values())))
+        self.pilot, change = ap.decide(self.pilot, self.policy, now, pending)
+        if change is not None:
+            self.parallel = change.to_n
+            self._changed(change.from_n, change.to_n, "autopilot", ap.describe(change))
+
+    def _changed(self, before: int, after: int, by: str, reason: str) -> None:
+        self.changes.append(ParallelChange(seq=len(self.changes) + 1, at=workflow.now().isoformat(), from_n=before,
+                                           to_n=after, by=by, reason=reason))
 
     async def _run_window(self, inp: BackfillJobInput, spec: WindowSpec) -> Any:
         w = self.windows[spec.key]

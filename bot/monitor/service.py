@@ -114,6 +114,8 @@ class Monitor:
                                                record=True)
         snaps, rates = view.snaps, view.rates
         events = window_events(p.state, p.run, snaps, rates, now, self.policy)
+        events += [Event(f"autopilot:{p.run}:{c.seq}", c.reason, "autopilot") for c in p.parallel_changes
+                   if c.by == "autopilot"]  # each change of N once, with its reason and figures
         if p.state in FINAL:
             reason = None if p.state == "done" else self._failed_reason(snaps, p.state)
             events.append(Event(f"end:{p.run}", "", "finished"))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from commands.autopilot import Policy as AutopilotPolicy
+
 # ---- backfill ---------------------------------------------------------------------------
 
 
@@ -43,6 +45,10 @@ class BackfillJobInput:
     # namespace has them registered (the job itself started with them); False in older inputs.
     tag_windows: bool = False
     requester: str = ""
+    # `--parallel auto`: the job sets its own parallelism from the windows' heartbeat rates, within the
+    # policy (which `/backfill throttle JOB auto` also needs, to turn it back on). None in older inputs.
+    autopilot: bool = False
+    autopilot_policy: AutopilotPolicy | None = None
 
 
 @dataclass
@@ -97,6 +103,31 @@ class WindowState:
 
 
 @dataclass
+class ParallelChange:
+    """One change of a job's parallelism, by the autopilot or by hand (throttle)."""
+
+    seq: int  # 1, 2, ... within the job run
+    at: str  # ISO time
+    from_n: int
+    to_n: int
+    by: str  # autopilot | hand
+    reason: str = ""
+
+
+@dataclass
+class HeartbeatsInput:
+    workflow_ids: list[str]
+    done_key: str = "ReindexedConversations"
+
+
+@dataclass
+class HeartbeatSample:
+    workflow_id: str
+    done: int
+    at: float | None  # the last heartbeat's time (epoch seconds); None: no heartbeat yet
+
+
+@dataclass
 class BackfillProgress:
     job_id: str
     state: str  # waiting | running | paused | cancelling | done | failed | cancelled
@@ -105,6 +136,8 @@ class BackfillProgress:
     start_at: str | None
     windows: list[WindowState]
     run: int = 1  # 1 for the first run of the job; a retry is run 2, 3 ...
+    autopilot: bool = False  # the autopilot sets `parallel` now
+    parallel_changes: list[ParallelChange] = field(default_factory=list)
 
 
 # ---- purge ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
 from bot.backfill.activities import BackfillActivities
+from bot.backfill.autopilot import read_window_heartbeats
 from bot.backfill.workflows import BackfillJob, BackfillWindow
 from bot.purge.activities import PurgeActivities
 from bot.purge.workflow import Purge
@@ -34,7 +35,7 @@ def workflows() -> list[type]:
 
 def activities(deps: ActivityDeps) -> list[Any]:
     backfill = BackfillActivities(deps)
-    return [backfill.reindex_window, backfill.release_locks, *PurgeActivities(deps).all()]
+    return [backfill.reindex_window, backfill.release_locks, read_window_heartbeats, *PurgeActivities(deps).all()]
 
 
 def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_activities: int = 16,
