@@ -257,6 +257,26 @@ class Recorder:
                         "BackfillWindow cancelled mid-activity (waits for the activity to stop)",
                         events=["ActivityTaskCancelRequested", "WorkflowExecutionCanceled"])
 
+    async def autopilot(self) -> None:
+        """`--parallel auto`: heartbeat reads on a timer, a throttle that turns it off, `throttle JOB auto`
+        (an update) that turns it back on, done."""
+        await self.ensure_worker()
+        jobs = self.jobs(autopilot={"interval_s": 0.5, "hold_s": 600, "settle_s": 0})
+        job = new_job_id("backfill")
+        await jobs.start_backfill(self.backfill_plan("hilton", "chat-prod", 0, 24, 4), job, "U_ALICE", autopilot=True)
+        await self.until("two windows running", lambda: self._running(jobs, job, 2))
+        await asyncio.sleep(1.5)  # a few reads of the windows' heartbeats
+        await jobs.throttle(job, 1)
+        await asyncio.sleep(1.0)
+        await jobs.autopilot(job)
+        done = await self.until("the job done", lambda: self._ended(jobs, job))
+        assert done.state == "done" and [c.by for c in done.parallel_changes] == ["hand", "hand"], done
+        await self.save("backfill_job_autopilot", job_workflow_id("backfill", job), None,
+                        "BackfillJob with --parallel auto: heartbeat reads on a timer, throttled by hand (autopilot "
+                        "off), turned back on by update, done",
+                        events=["MarkerRecorded", "TimerFired", "ActivityTaskCompleted",
+                                "WorkflowExecutionUpdateAccepted", "WorkflowExecutionCompleted"], signals=["throttle"])
+
     async def purge_done_and_drift(self) -> None:
         await self.ensure_worker()
         jobs = self.jobs()
@@ -313,7 +333,8 @@ class Recorder:
         return sum(w.state == "running" for w in (await jobs.progress(job)).windows) >= n
 
 
-PATHS = ("crash_resume_and_failed_window", "control", "cancel", "purge_done_and_drift", "purge_pause_cancel")
+PATHS = ("crash_resume_and_failed_window", "control", "cancel", "purge_done_and_drift", "purge_pause_cancel",
+         "autopilot")
 
 
 async def record(out: Path, paths: list[str]) -> None:
