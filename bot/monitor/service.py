@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -114,6 +114,9 @@ class Monitor:
                                                record=True)
         snaps, rates = view.snaps, view.rates
         events = window_events(p.state, p.run, snaps, rates, now, self.policy)
+        if p.autopilot:  # no advice to throttle: the autopilot is already steering N
+            events = [replace(e, text=e.text.partition(" Consider")[0] + " The autopilot is steering N.")
+                      if e.kind == "contention" else e for e in events]
         events += [Event(f"autopilot:{p.run}:{c.seq}", c.reason, "autopilot") for c in p.parallel_changes
                    if c.by == "autopilot"]  # each change of N once, with its reason and figures
         if p.state in FINAL:

@@ -2,8 +2,10 @@
 
 Every window shares one resource: with n windows copying at once the resource does n x BASE
 conversations a second up to KNEE windows, and KNEE x BASE x DECAY^(n - KNEE) past it, shared
-equally. So the summed rate rises to KNEE windows, then falls. Driven through the in-house window
-settings (workflow type, input mapping, heartbeat keys), like a team's own backfill workflow.
+equally. So the summed rate rises to KNEE windows, then falls. Customers named `GROUP-...` share the
+resource of their group only (the benchmark runs one job per group at once); others share RESOURCE.
+Driven through the in-house window settings (workflow type, input mapping, heartbeat keys), like a
+team's own backfill workflow.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ class Resource:
 
 
 RESOURCE = Resource()
+RESOURCES: dict[str, Resource] = {}  # by group (the customer name up to its first "-"), made from RESOURCE
+
+
+def resource(customer: str) -> Resource:
+    group = customer.split("-")[0]
+    if group == "cust":
+        return RESOURCE
+    if group not in RESOURCES:
+        RESOURCES[group] = Resource(base=RESOURCE.base, knee=RESOURCE.knee, decay=RESOURCE.decay)
+    return RESOURCES[group]
 
 
 @activity.defn(name="contended_reindex")
@@ -43,14 +55,15 @@ async def contended_reindex(params: dict[str, Any]) -> dict[str, Any]:
     total = int(params["total"]) or 1
     details = activity.info().heartbeat_details
     done = float(details[0].get("ReindexedConversations", 0)) if details else 0.0
-    RESOURCE.running += 1
+    shared = resource(str(params["customer"]))
+    shared.running += 1
     try:
         while done < total:
             await asyncio.sleep(STEP_S)
-            done = min(done + RESOURCE.per_window() * STEP_S, total)
+            done = min(done + shared.per_window() * STEP_S, total)
             activity.heartbeat({"ReindexedConversations": int(done), "TotalConversationCount": total})
     finally:
-        RESOURCE.running -= 1
+        shared.running -= 1
     return {"conversations": total}
 
 

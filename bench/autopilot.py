@@ -1,0 +1,131 @@
+"""Autopilot benchmark: the same backfill with fixed N = 1, 2, 4, 8, 16 and with `--parallel auto`.
+
+On the embedded stack (Postgres for the jobs' records and locks, the Temporal dev server), the windows
+are test workflows whose rate follows a contended resource (tests/integration/contended_window.py):
+with n windows of one job copying at once, the resource does n x BASE conversations a second up to
+KNEE windows and KNEE x BASE x DECAY^(n - KNEE) past it, shared equally, so the summed rate rises to
+KNEE and then falls. Every mode gets its own resource and all six jobs run at once, in the same run
+(one worker in this process). The autopilot is not told KNEE. Prints each mode's makespan and
+`autopilot_vs_best_fixed` (best fixed makespan / auto makespan). Last line: one JSON object.
+Target: autopilot_vs_best_fixed >= 0.9. (`eta_coverage`, ETA ranges learnt from history, is not built.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from bot.adapters.clusters import ClusterLookup, DefaultResolver
+from bot.adapters.postgres import apply_migrations, make_pool
+from bot.backfill.service import JobService
+from bot.config import ShepherdConfig, parse_config
+from bot.embedded.demo import DemoSpec, demo_config
+from bot.embedded.stack import EmbeddedStack
+from bot.jobs.ids import new_job_id
+from bot.temporal.deps import ActivityDeps
+from bot.temporal.worker import build_worker
+from commands.models import CustomerRef, DateRange, DayVolume
+from commands.schedule import plan_backfill
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the contended test window lives in tests/
+from tests.integration import contended_window as contended  # noqa: E402
+
+RANGE = DateRange(start=date(2026, 1, 3), end=date(2026, 1, 22))  # 4 five-day windows per customer
+FIXED = (1, 2, 4, 8, 16)
+
+
+def bench_config(queue: str, args: argparse.Namespace) -> ShepherdConfig:
+    raw = demo_config(DemoSpec(scale=0.002))
+    raw.setdefault("backfill", {}).update(
+        window_workflow="ContendedWindow", window_task_queue=queue, window_input_mapping=contended.MAPPING,
+        max_parallel=16, autopilot={"start": 2, "hold_s": args.hold, "settle_s": args.hold / 4,
+                                    "interval_s": args.hold / 5})
+    return parse_config(raw, "bench config")
+
+
+async def start(jobs: JobService, config: ShepherdConfig, mode: str, args: argparse.Namespace) -> str:
+    names = [f"{mode}-c{i:02d}" for i in range(args.customers)]
+    volumes = [DayVolume(customer=c, day=d, conversations=args.per_day) for c in names for d in RANGE.each_day()]
+    fixed = mode != "auto"
+    plan = plan_backfill(volumes, [CustomerRef(name=c, cluster="chat-prod") for c in names], RANGE, config.windows,
+                         config.throughput, int(mode[1:]) if fixed else 4, window_override=5)
+    job = new_job_id("backfill")
+    await jobs.start_backfill(plan, job, "U_BENCH", autopilot=not fixed)
+    return job
+
+
+async def measure(args: argparse.Namespace, stack: EmbeddedStack) -> dict[str, Any]:
+    assert stack.temporal_address is not None
+    contended.RESOURCE.base, contended.RESOURCE.knee, contended.RESOURCE.decay = args.base, args.knee, args.decay
+    contended.STEP_S = args.step
+    queue = f"bench-autopilot-{uuid.uuid4()}"
+    config = bench_config(queue, args)
+    pool = make_pool(stack.pg_dsn, max_size=10)
+    apply_migrations(pool)
+    client = await Client.connect(stack.temporal_address)
+    jobs = JobService(client, pool, config, queue, heartbeat_timeout_s=60)
+    lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: None), config.lookup)
+    worker = build_worker(client, queue, ActivityDeps(config, pool, pool, lookup), max_activities=64,
+                          extra_workflows=[contended.ContendedWindow], extra_activities=[contended.contended_reindex],
+                          heartbeat_throttle=timedelta(seconds=args.step * 2))
+    modes = [f"n{n}" for n in FIXED] + ["auto"]
+    async with worker:
+        began = time.monotonic()
+        ids = {mode: await start(jobs, config, mode, args) for mode in modes}
+        makespan: dict[str, float] = {}
+        while len(makespan) < len(modes) and time.monotonic() - began < args.limit:
+            for mode, job in ids.items():
+                if mode not in makespan and (await jobs.progress(job)).state in ("done", "failed", "cancelled"):
+                    makespan[mode] = round(time.monotonic() - began, 1)
+            await asyncio.sleep(0.5)
+        auto = await jobs.progress(ids["auto"])
+    pool.close()
+    best_mode = min((m for m in makespan if m != "auto"), key=lambda m: makespan[m])
+    ratio = makespan[best_mode] / makespan["auto"] if "auto" in makespan else 0.0
+    return {
+        "bench": "autopilot", "windows_per_job": 4 * args.customers,
+        "conversations_per_window": 5 * args.per_day, "knee": args.knee, "decay": args.decay,
+        "base_per_window_s": args.base, "hold_s": args.hold,
+        "makespan_s": makespan, "best_fixed": best_mode,
+        "autopilot_n_path": [(c.from_n, c.to_n) for c in auto.parallel_changes if c.by == "autopilot"],
+        "autopilot_final_n": auto.parallel,
+        "autopilot_vs_best_fixed": round(ratio, 3), "eta_coverage": None,
+        "target": "autopilot_vs_best_fixed >= 0.9", "met": ratio >= 0.9,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=8, help="4 windows each, per job")
+    ap.add_argument("--per-day", type=int, default=120, help="conversations a day (5 days a window)")
+    ap.add_argument("--base", type=float, default=100.0, help="conversations/s of one window alone")
+    ap.add_argument("--knee", type=int, default=4, help="windows at once past which the summed rate falls")
+    ap.add_argument("--decay", type=float, default=0.9, help="the summed rate's factor per window past the knee")
+    ap.add_argument("--hold", type=float, default=1.5, help="the autopilot's hold_s (settle hold/4, reads hold/5)")
+    ap.add_argument("--step", type=float, default=0.05, help="seconds between a window's heartbeats")
+    ap.add_argument("--limit", type=float, default=600.0, help="give up after this many seconds")
+    ap.add_argument("--data-dir", type=Path, default=Path(".shepherd/bench-autopilot"))
+    args = ap.parse_args()
+    shutil.rmtree(args.data_dir, ignore_errors=True)
+    with EmbeddedStack(args.data_dir, temporal=True) as stack:
+        out = asyncio.run(measure(args, stack))
+    spans = ", ".join(f"{m} {s} s" for m, s in out["makespan_s"].items())
+    print(f"makespans: {spans}; best fixed {out['best_fixed']}; autopilot path {out['autopilot_n_path']}")
+    print(f"autopilot_vs_best_fixed {out['autopilot_vs_best_fixed']} (target >= 0.9)")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
