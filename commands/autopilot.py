@@ -74,6 +74,9 @@ def observe(state: State, reading: Reading) -> State:
     return replace(state, readings=(*state.readings, reading))
 
 
+Beats = dict[str, tuple[float, int]]  # {window: (last heartbeat time s, done)}
+
+
 def window_rates(before: Mapping[str, tuple[float, int]], after: Mapping[str, tuple[float, int]]) -> dict[str, float]:
     """Per-window rate (per hour) between two heartbeat samples {window: (heartbeat time s, done)}."""
     rates: dict[str, float] = {}
@@ -82,6 +85,26 @@ def window_rates(before: Mapping[str, tuple[float, int]], after: Mapping[str, tu
             t0, d0 = before[key]
             rates[key] = max(d1 - d0, 0) * 3600.0 / (t1 - t0)
     return rates
+
+
+def advance(beats: Mapping[str, tuple[float, int]], rates: Mapping[str, float],
+            samples: Mapping[str, tuple[float, int]]) -> tuple[Beats, dict[str, float]]:
+    """The running windows' beats and rates after a read: a window whose heartbeat has not moved since
+    the last read keeps its last rate (heartbeats reach Temporal only every few seconds); a new window
+    has none yet; a window no longer running is dropped."""
+    fresh = window_rates(beats, samples)
+    kept: Beats = {}
+    now_rates: dict[str, float] = {}
+    for key, sample in samples.items():
+        if key in fresh:
+            kept[key], now_rates[key] = sample, fresh[key]
+        elif key in beats and sample[0] <= beats[key][0]:
+            kept[key] = beats[key]
+            if key in rates:
+                now_rates[key] = rates[key]
+        else:
+            kept[key] = sample
+    return kept, now_rates
 
 
 def next_up(n: int) -> int:

@@ -101,7 +101,8 @@ class BackfillJob:
         self.policy: AutopilotPolicy | None = None
         self.auto = False
         self.pilot: ap.State | None = None
-        self.beats: dict[str, tuple[float, int]] = {}
+        self.beats: ap.Beats = {}
+        self.rates: dict[str, float] = {}
         self.next_read = datetime.min.replace(tzinfo=UTC)
         self.changes: list[ParallelChange] = []
 
@@ -122,7 +123,7 @@ class BackfillJob:
               and workflow.patched(AUTOPILOT_PATCH)):
             self.auto = True
             self.pilot = ap.start(self.policy, workflow.now().timestamp(), self.parallel)
-            self.beats, self.next_read = {}, workflow.now()
+            self.beats, self.rates, self.next_read = {}, {}, workflow.now()
             self._changed(self.parallel, self.parallel, "hand", "autopilot on")
         return self.auto
 
@@ -159,7 +160,7 @@ class BackfillJob:
             self.state = "running"
             if self.auto and self.policy is not None:  # judged from the windows' start, not the job's creation
                 self.pilot = ap.start(self.policy, workflow.now().timestamp(), self.parallel)
-                self.beats, self.next_read = {}, workflow.now()
+                self.beats, self.rates, self.next_read = {}, {}, workflow.now()
             pending = [w.key for w in inp.windows]  # filled in the given (schedule) order
             while pending or running:
                 def ready() -> bool:
@@ -223,8 +224,8 @@ class BackfillJob:
             return  # turned off (or taken over by hand) while reading
         now = workflow.now().timestamp()
         after = {ids[s.workflow_id]: (s.at, s.done) for s in samples if s.at is not None and s.workflow_id in ids}
-        rates = ap.window_rates(self.beats, after)
-        self.beats = after
+        self.beats, self.rates = ap.advance(self.beats, self.rates, after)
+        rates = self.rates
         self.pilot = ap.observe(self.pilot, ap.Reading(at=now, running=len(rates), aggregate=sum(rates.values())))
         self.pilot, change = ap.decide(self.pilot, self.policy, now, pending)
         if change is not None:
