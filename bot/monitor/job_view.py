@@ -74,8 +74,9 @@ class JobViews:
     def backfill_status(self, job_id: str, requester: str, plan: dict[str, Any], p: BackfillProgress,
                         now: datetime, *, record: bool = False) -> tuple[BackfillView, Message]:
         view = self.backfill(job_id, plan, p, record=record, now=now)
+        at_once = f"{p.parallel} at once" + (" (autopilot)" if p.autopilot else "")
         return view, status_blocks.backfill_status(job_id, requester, p.state, view.snaps, view.rates, view.figures,
-                                                   now, self.windows_listed)
+                                                   now, self.windows_listed, at_once=at_once)
 
     @staticmethod
     def purge_status(job_id: str, requester: str, p: PurgeProgress, now: datetime) -> Message:

@@ -27,7 +27,8 @@ def _eta(eta: tuple[float, float] | None) -> str:
 
 
 def backfill_status(job_id: str, requester: str, state: str, windows: Sequence[WindowSnap],
-                    rates: dict[str, WindowRate], figures: JobFigures, now: datetime, listed: int) -> Message:
+                    rates: dict[str, WindowRate], figures: JobFigures, now: datetime, listed: int,
+                    at_once: str = "") -> Message:
     counts: dict[str, int] = {}
     for w in windows:
         counts[w.state] = counts.get(w.state, 0) + 1
@@ -45,7 +46,8 @@ def backfill_status(job_id: str, requester: str, state: str, windows: Sequence[W
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     blocks = [
         header(f"Backfill {job_id}: {state} {figures.percent:.0f}%"),
-        fields([("State", state), ("Requested by", f"<@{requester}>"), ("Windows", summary),
+        fields([("State", state), ("Requested by", f"<@{requester}>"),
+                ("Windows", summary + (f" · {at_once}" if at_once else "")),
                 ("Progress", f"{bar(figures.done, figures.total)} ({figures.done:,}/{figures.total:,})"),
                 ("Rate", f"{figures.rate:,.1f}/s" if figures.rate else "-"), ("ETA", _eta(figures.eta_s))]),
         *table_sections(lines),

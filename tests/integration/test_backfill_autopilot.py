@@ -82,6 +82,8 @@ async def test_auto_finds_the_contended_resources_best_n_and_tells_the_thread(te
 
         await drive(rig.monitor(), rig.poster(), done, every=0.3, limit=150)
         final = await rig.jobs.progress(job)
+        status = str(rig.emu.message("C_OPS", ts).blocks)
+    assert f"{final.parallel} at once (autopilot)" in status, status
     changes = [c for c in final.parallel_changes if c.by == "autopilot"]
     path = [(c.from_n, c.to_n) for c in changes]
     assert path[0] == (2, 3) and path[1] == (3, 5), path  # rising while the summed rate rises
