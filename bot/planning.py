@@ -22,6 +22,7 @@ from bot.cpu import run_inline
 from bot.errors import UserInputError
 from bot.registry import CustomerRegistry
 from commands.chunks import plan_purge_days
+from commands.estimates import PastWindow, learned_rates, throughput_for
 from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDays, PurgePlan
 from commands.schedule import plan_backfill_series
 
@@ -64,6 +65,8 @@ class PlanningService:
         self.volumes = SourceVolumes(source, config.source, config.appeal_types)
         # Where the pure planners run: inline, or (serve, dev) a worker process (bot/cpu.py), set by bot/app.py.
         self.compute: Callable[..., Any] = run_inline
+        # The customers' finished windows (bot/backfill/rate_history.py), set by bot/app.py: the estimates learn.
+        self.history: Callable[[Sequence[str]], list[PastWindow]] | None = None
 
     def default_range(self, today: date) -> DateRange:
         return self.config.default_range.resolve(today)
@@ -87,9 +90,12 @@ class PlanningService:
                 f"--parallel {parallel} must be between 1 and {self.config.backfill.max_parallel}"
             )
         series = self.backfill_series(customers, rng)
+        names = [c.name for c in customers]
+        learned = learned_rates(self.history(names)) if self.history is not None else {}
+        throughput, rates = throughput_for(names, learned, self.config.throughput)
         return self.compute(
-            plan_backfill_series, series, customers, rng, self.config.windows, self.config.throughput, parallel,
-            req.window_days,
+            plan_backfill_series, series, customers, rng, self.config.windows, throughput, parallel,
+            req.window_days, rates,
         )
 
     def backfill_series(self, customers: Sequence[CustomerRef], rng: DateRange) -> dict[str, list[int]]:

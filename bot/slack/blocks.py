@@ -44,6 +44,8 @@ def backfill_plan(plan: BackfillPlan, job_id: str, requester: str, *, title: str
     ]
     if warnings:
         blocks.append(section("\n".join(warnings[:20])))
+    if rates := render.rates_summary(plan):
+        blocks.append(context(("R" + rates[1:])[:2900]))
     blocks.append(context(f"plan `{plan.plan_hash}` · requested by <@{requester}>"))
     if buttons:
         blocks.append(actions(button("Run", "backfill.run", job_id, "primary"),
