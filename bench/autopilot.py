@@ -79,21 +79,27 @@ async def measure(args: argparse.Namespace, stack: EmbeddedStack) -> dict[str, A
     lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: None), config.lookup)
     worker = build_worker(client, queue, ActivityDeps(config, pool, pool, lookup), max_activities=64,
                           extra_workflows=[contended.ContendedWindow], extra_activities=[contended.contended_reindex],
-                          heartbeat_throttle=timedelta(seconds=args.step * 2))
-    modes = [f"n{n}" for n in FIXED] + ["auto"]
+                          heartbeat_throttle=timedelta(seconds=args.heartbeat_throttle))
+    modes = args.modes.split(",")
     async with worker:
         began = time.monotonic()
         ids = {mode: await start(jobs, config, mode, args) for mode in modes}
         makespan: dict[str, float] = {}
         while len(makespan) < len(modes) and time.monotonic() - began < args.limit:
+            if args.verbose and "auto" in ids:
+                p = await jobs.progress(ids["auto"])
+                print(f"{time.monotonic() - began:6.1f}s auto N={p.parallel} running="
+                      f"{sum(w.state == 'running' for w in p.windows)} resource={contended.resource('auto-').running}"
+                      f" done={sum(w.state == 'done' for w in p.windows)}", flush=True)
             for mode, job in ids.items():
                 if mode not in makespan and (await jobs.progress(job)).state in ("done", "failed", "cancelled"):
                     makespan[mode] = round(time.monotonic() - began, 1)
             await asyncio.sleep(0.5)
         auto = await jobs.progress(ids["auto"])
     pool.close()
-    best_mode = min((m for m in makespan if m != "auto"), key=lambda m: makespan[m])
-    ratio = makespan[best_mode] / makespan["auto"] if "auto" in makespan else 0.0
+    fixed = [m for m in makespan if m != "auto"]
+    best_mode = min(fixed, key=lambda m: makespan[m]) if fixed else None
+    ratio = makespan[best_mode] / makespan["auto"] if best_mode and "auto" in makespan else 0.0
     return {
         "bench": "autopilot", "windows_per_job": 4 * args.customers,
         "conversations_per_window": 5 * args.per_day, "knee": args.knee, "decay": args.decay,
@@ -114,8 +120,13 @@ def main() -> None:
     ap.add_argument("--knee", type=int, default=4, help="windows at once past which the summed rate falls")
     ap.add_argument("--decay", type=float, default=0.9, help="the summed rate's factor per window past the knee")
     ap.add_argument("--hold", type=float, default=2.0, help="the autopilot's hold_s (settle hold/4, reads hold/5)")
-    ap.add_argument("--step", type=float, default=0.1, help="seconds between a window's heartbeats")
+    ap.add_argument("--step", type=float, default=0.25, help="seconds between a window's heartbeats")
+    ap.add_argument("--heartbeat-throttle", type=float, default=0.3,
+                    help="seconds between the heartbeats the worker sends to the server (< hold/5, the reads)")
     ap.add_argument("--limit", type=float, default=600.0, help="give up after this many seconds")
+    ap.add_argument("--modes", default=",".join([*(f"n{n}" for n in FIXED), "auto"]),
+                    help="which runs (nN: fixed N; auto), all at once")
+    ap.add_argument("--verbose", action="store_true", help="print the auto job's N and windows as it runs")
     ap.add_argument("--data-dir", type=Path, default=Path(".shepherd/bench-autopilot"))
     args = ap.parse_args()
     shutil.rmtree(args.data_dir, ignore_errors=True)
