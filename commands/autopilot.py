@@ -107,6 +107,17 @@ def advance(beats: Mapping[str, tuple[float, int]], rates: Mapping[str, float],
     return kept, now_rates
 
 
+def reading(at: float, running: int, rates: Mapping[str, float]) -> Reading:
+    """The summed rate of `running` windows from the rates known: windows that just started have none
+    yet (their first heartbeats), so with at least three quarters known, the rest are counted at the
+    known ones' mean (the windows share one resource); with fewer, the reading counts only the known
+    ones, and is not judged at N."""
+    known = len(rates)
+    if known and 4 * known >= 3 * running:
+        return Reading(at=at, running=running, aggregate=sum(rates.values()) * running / known)
+    return Reading(at=at, running=known, aggregate=sum(rates.values()))
+
+
 def next_up(n: int) -> int:
     return n + max(1, math.ceil(n / 2))
 

@@ -225,8 +225,7 @@ class BackfillJob:
         now = workflow.now().timestamp()
         after = {ids[s.workflow_id]: (s.at, s.done) for s in samples if s.at is not None and s.workflow_id in ids}
         self.beats, self.rates = ap.advance(self.beats, self.rates, after)
-        rates = self.rates
-        self.pilot = ap.observe(self.pilot, ap.Reading(at=now, running=len(rates), aggregate=sum(rates.values())))
+        self.pilot = ap.observe(self.pilot, ap.reading(now, len(ids), self.rates))
         self.pilot, change = ap.decide(self.pilot, self.policy, now, pending)
         if change is not None:
             self.parallel = change.to_n

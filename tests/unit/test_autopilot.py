@@ -123,6 +123,9 @@ def test_window_rates_from_heartbeats() -> None:
     before = {"a": (100.0, 1_000), "b": (100.0, 0)}
     after = {"a": (160.0, 2_000), "b": (100.0, 0), "c": (170.0, 50)}
     assert ap.window_rates(before, after) == {"a": 60_000.0}
+    assert ap.reading(1.0, 4, {"a": 100.0, "b": 200.0, "c": 300.0}) == ap.Reading(1.0, 4, 800.0)  # one just started
+    assert ap.reading(1.0, 4, {"a": 100.0, "b": 200.0}) == ap.Reading(1.0, 2, 300.0)  # too few known: not judged
+    assert ap.reading(1.0, 0, {}) == ap.Reading(1.0, 0, 0.0)
     beats, rates = ap.advance(before, {"b": 500.0, "gone": 9.0}, after)
     assert rates == {"a": 60_000.0, "b": 500.0}  # b's heartbeat did not move: its last rate stands
     assert beats == {"a": (160.0, 2_000), "b": (100.0, 0), "c": (170.0, 50)}
