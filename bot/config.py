@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
+from commands.limits import Limits
 from commands.models import DateRange, PurgePolicy, Throughput, WindowPolicy
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -203,6 +204,7 @@ class ShepherdConfig(Strict):
     verify: VerifySettings = VerifySettings()
     access: Access = Access()
     slack: SlackSettings = SlackSettings()
+    limits: Limits = Limits()
 
     @model_validator(mode="after")
     def _references(self) -> ShepherdConfig:

@@ -45,6 +45,8 @@ def verify_message(report: VerifyReport, job_id: str, requester: str) -> Message
     ]
     if (s := sample_line(report)) is not None:
         blocks.append(context(s))
+    for n in report.notes:
+        blocks.append(context(n))
     if report.mismatches:
         named = per_customer(report)
         more = f"; and {len(named) - NAMED} more" if len(named) > NAMED else ""
