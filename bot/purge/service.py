@@ -9,7 +9,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from bot.backfill.service import JobService
-from bot.errors import UserInputError
+from bot.errors import UpstreamError, UserInputError
+from bot.jobs import locks
 from bot.jobs.ids import job_workflow_id
 from bot.temporal.models import ChunkSpec, PurgeInput, PurgeProgress
 from commands.models import PurgePlan
@@ -43,11 +44,17 @@ class PurgeJobService(JobService):
         await asyncio.to_thread(self._record, job_id, "purge", requester, channel, plan, workflow_id)
         pairs = {(cp.cluster, c.customer) for cp in plan.clusters for c in cp.chunks}
         await self._lock(job_id, workflow_id, pairs)
-        await self.client.start_workflow(
-            "Purge", inp, id=workflow_id, task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        )
+        try:
+            await self.client.start_workflow(
+                "Purge", inp, id=workflow_id, task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            )
+        except RPCError as err:
+            await asyncio.to_thread(locks.release, self.pool, job_id)
+            await asyncio.to_thread(self._set_state, job_id, "did_not_start", f"Temporal refused: {err.message}")
+            raise UpstreamError(f"Temporal refused to start job {job_id}: {err.message}") from None
+        await asyncio.to_thread(self._set_state, job_id, "running", None)
         return job_id
 
     async def purge_progress(self, job_id: str) -> PurgeProgress:

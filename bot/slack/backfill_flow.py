@@ -6,7 +6,7 @@ import asyncio
 import logging
 from datetime import datetime
 
-from bot.errors import ConflictError, ShepherdError, UserInputError
+from bot.errors import ConflictError, ShepherdError, UpstreamError, UserInputError
 from bot.jobs.ids import new_job_id
 from bot.planning import BackfillRequest
 from bot.slack import blocks, job_blocks
@@ -88,8 +88,9 @@ class BackfillFlow:
         await asyncio.to_thread(self.deps.records.set_message, job_id, "status", who.channel, ts)
         try:
             await self.deps.jobs.start_backfill(plan, job_id, who.user, who.channel, start_at=start_at)
-        except ShepherdError as err:
-            await asyncio.to_thread(self.deps.records.set_state, job_id, "refused", err.message, finished=True)
+        except ShepherdError as err:  # Temporal's refusal: did not start; a lock held or a bad plan: refused
+            state = "did_not_start" if isinstance(err, UpstreamError) else "refused"
+            await asyncio.to_thread(self.deps.records.set_state, job_id, state, err.message, finished=True)
             await self.out.post(who.channel, note(f":x: {job_id} did not start: {err.message}"), thread_ts=ts)
             raise
         await self.out.post(who.channel, job_blocks.job_controls(job_id, "backfill", "running"), thread_ts=ts)
