@@ -122,3 +122,23 @@ def test_purge_at_the_edges_plans_or_says_what_is_wrong(stack: Any, target: str,
 @given(st.one_of(CUSTOMERS, st.integers(-1, 10**6).map("sample:{}".format)), OPTIONS)
 def test_verify_at_the_edges_reports_or_says_what_is_wrong(stack: Any, target: str, opts: dict[str, str]) -> None:
     _check(stack, "/verify", _text(target, opts, VERIFY_OPTS))
+
+
+def test_plans_above_the_size_caps_are_refused(stack: tuple[PlanningService, VerifyService]) -> None:
+    planning, _ = stack
+    small = planning.config.model_copy(update={"limits": limits.Limits(max_windows=3, max_chunks=2)})
+    capped = PlanningService(small, planning.registry, planning.source, planning.lookup)
+    today = NOW.date()
+    with pytest.raises(UserInputError, match=r"windows, more than the configured maximum of 3 \(limits.max_windows\)"):
+        capped.plan_backfill(BackfillRequest(("hilton",), None, 1), today)
+    with pytest.raises(UserInputError, match=r"chunks, more than the configured maximum of 2 \(limits.max_chunks\)"):
+        capped.plan_purge(PurgeRequest(("oportun",)), today)
+    assert len(planning.plan_backfill(BackfillRequest(("hilton",), None, 1), today).windows) > 3
+
+
+def test_verify_over_the_whole_calendar_is_a_clear_refusal(stack: tuple[PlanningService, VerifyService]) -> None:
+    _, verify = stack
+    with pytest.raises(UserInputError, match="--from 0001-01-01 is before 2000-01-01"):
+        verify.verify(None, None, date.min, date.max, today=NOW.date())
+    with pytest.raises(UserInputError, match="--to 9999-12-31 is after 2027-12-31"):
+        verify.verify(("hilton",), None, None, date.max, today=NOW.date())
