@@ -67,7 +67,7 @@ class Monitor:
         self.job_end = job_end or JobEnd(pool, outbox, WriteupService(pool, config), None, after_jobs=False)
         self._shown: dict[str, str] = {}  # job -> text last queued for its status message
         self._gate = asyncio.Semaphore(16)
-        self.reconciler = Reconciler(pool, jobs, outbox)
+        self.reconciler = Reconciler(pool, jobs, outbox, grace_s=config.monitor.start_grace_s)
         self._ticks = 0  # the first tick (at start-up) and every RECONCILE_EVERY-th check every open job
         self.events = EventLog(pool)
         self.views = JobViews(pool, config.monitor.windows_listed, config.monitor.stall_minutes * 60)
