@@ -149,6 +149,8 @@ class BackfillPlan(Frozen):
     makespan_hours: tuple[float, float]
     lower_bound_hours: tuple[float, float]
     plan_hash: str
+    # Said beside the plan (e.g. the range clipped to the days with data); never stored nor hashed.
+    notes: tuple[str, ...] = Field(default=(), exclude=True)
 
     @property
     def windows(self) -> list[Window]:
@@ -184,3 +186,4 @@ class PurgePlan(Frozen):
     total_scores: int
     max_rows_per_mutation: int
     plan_hash: str
+    notes: tuple[str, ...] = Field(default=(), exclude=True)  # as BackfillPlan.notes

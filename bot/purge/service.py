@@ -9,7 +9,8 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from bot.backfill.service import JobService
-from bot.errors import UserInputError
+from bot.errors import UpstreamError, UserInputError
+from bot.jobs import locks
 from bot.jobs.ids import job_workflow_id
 from bot.temporal import search_attributes
 from bot.temporal.models import ChunkSpec, PurgeInput, PurgeProgress
@@ -47,7 +48,13 @@ class PurgeJobService(JobService):
         attributes = search_attributes.job_attributes(
             job_id, "purge", (c.customer for cp in plan.clusters for c in cp.chunks),
             (cp.cluster for cp in plan.clusters if cp.chunks), requester)
-        await self.start_tagged("Purge", inp, workflow_id, attributes, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        try:
+            await self.start_tagged("Purge", inp, workflow_id, attributes, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        except RPCError as err:
+            await asyncio.to_thread(locks.release, self.pool, job_id)
+            await asyncio.to_thread(self._set_state, job_id, "did_not_start", f"Temporal refused: {err.message}")
+            raise UpstreamError(f"Temporal refused to start job {job_id}: {err.message}") from None
+        await asyncio.to_thread(self._set_state, job_id, "running", None)
         return job_id
 
     async def purge_progress(self, job_id: str) -> PurgeProgress:

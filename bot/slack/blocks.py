@@ -43,6 +43,7 @@ def backfill_plan(plan: BackfillPlan, job_id: str, requester: str, *, title: str
     ]
     if warnings:
         blocks.append(section("\n".join(warnings[:20])))
+    blocks += [context(n) for n in plan.notes]  # e.g. the range clipped to the days with data
     blocks.append(context(f"plan `{plan.plan_hash}` · requested by <@{requester}>"))
     if buttons:
         blocks.append(actions(button("Run", "backfill.run", job_id, "primary"),
@@ -86,6 +87,7 @@ def purge_plan(plan: PurgePlan, job_id: str | None, requester: str, *, approval:
             ("Cap", f"{plan.max_rows_per_mutation:,} rows per mutation"),
         ]),
         *table_sections(lines),
+        *[context(n) for n in plan.notes],
         context(f"plan `{plan.plan_hash}` · requested by <@{requester}>"),
     ]
     if approval:
