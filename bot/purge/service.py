@@ -31,7 +31,9 @@ class PurgeJobService(JobService):
             job_id=job_id, plan_hash=plan.plan_hash, types=list(plan.types),
             clusters={
                 cp.cluster: [ChunkSpec(index=i, customer=c.customer, table=c.table, start=c.start.isoformat(),
-                                       end=c.end.isoformat(), rows=c.rows, over_cap=c.over_cap)
+                                       end=c.end.isoformat(), rows=c.rows, over_cap=c.over_cap,
+                                       partition=c.partition, key=list(c.key), key_types=list(c.key_types),
+                                       lo=list(c.lo) if c.lo else None, hi=list(c.hi) if c.hi else None)
                              for i, c in enumerate(cp.chunks)]
                 for cp in plan.clusters if cp.chunks
             },
