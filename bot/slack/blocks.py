@@ -82,7 +82,7 @@ def purge_plan(plan: PurgePlan, job_id: str | None, requester: str, *, approval:
             ("Range", f"{plan.range.start} to {plan.range.end}"),
             ("Scorecards", f"{plan.total_scorecards:,}"),
             ("Scores", f"{plan.total_scores:,}"),
-            ("Chunks", f"{n_chunks} on {len(plan.clusters)} cluster(s), scores before scorecards"),
+            ("Chunks", f"{render.mutations_line(plan)} on {len(plan.clusters)} cluster(s), scores before scorecards"),
             ("Cap", f"{plan.max_rows_per_mutation:,} rows per mutation"),
         ]),
         *table_sections(lines),
