@@ -106,30 +106,33 @@ class PurgeActivities:
                 if live == 0:
                     return ChunkResult(c.index, 0, None, round(time.monotonic() - began, 3), found.region)
                 if unfinished > inp.max_unfinished_mutations:
-                    self._wait_for_queue(target, inp, beat)
+                    unfinished = self._wait_for_queue(target, inp, beat)
                 target.issue(inp.strategy)
-                mutation_id = None  # found by its tag at the first poll
+                mutation_id, ahead = None, unfinished  # found by its tag at the first poll
             else:
-                mutation_id = mine[0]
+                mutation_id, ahead = mine[0], 0
                 live = int(last.get("live", c.rows))
         beat.update(live=live, rows_deleted=0)
         activity.heartbeat(beat)
-        mutation_id, deleted = self._wait_for(target, mutation_id, live, beat)
+        mutation_id, deleted = self._wait_for(target, mutation_id, live, beat, ahead)
         return ChunkResult(c.index, deleted, mutation_id, round(time.monotonic() - began, 3), found.region)
 
-    def _wait_for_queue(self, target: Target, inp: ChunkInput, beat: dict[str, Any]) -> None:
+    def _wait_for_queue(self, target: Target, inp: ChunkInput, beat: dict[str, Any]) -> int:
         """No new mutation while the table has more than `max_unfinished_mutations` unfinished."""
         while (unfinished := target.unfinished()) > inp.max_unfinished_mutations:
             activity.heartbeat({**beat, "waiting_for_queue": unfinished})
             activity.wait_for_cancelled_sync(QUEUE_POLL_S)
             if activity.is_cancelled():
                 raise _cancelled(target, None)
+        return unfinished
 
     def _wait_for(self, target: Target, mutation_id: str | None, live: int,
-                  beat: dict[str, Any]) -> tuple[str, int]:
-        """Poll our mutation until done: (its id, the rows it deleted, i.e. the live rows it was issued for)."""
+                  beat: dict[str, Any], ahead: int = 0) -> tuple[str, int]:
+        """Poll our mutation until done: (its id, the rows it deleted, i.e. the live rows it was issued for).
+        `ahead` mutations of the table were unfinished when ours was issued (a pipelined chunk queues
+        behind its predecessor): ours is expected to take that many mutations longer."""
         key = (target.ch.database, target.name)
-        expected = _recent.get(key, EXPECTED_FIRST_S)
+        expected = _recent.get(key, EXPECTED_FIRST_S) * (1 + ahead)
         began = recounted = time.monotonic()
         delay, misses = min(POLL_EARLY * expected, POLL_MAX_S), 0
         while True:
@@ -149,7 +152,7 @@ class PurgeActivities:
                 mutation_id = beat["mutation_id"] = row[0]
             _, is_done, fail_reason, parts = row
             if is_done:
-                took = time.monotonic() - began
+                took = (time.monotonic() - began) / (1 + ahead)
                 _recent[key] = took if key not in _recent else 0.5 * (_recent[key] + took)
                 return mutation_id, live
             if fail_reason:
