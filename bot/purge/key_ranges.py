@@ -81,23 +81,24 @@ class KeyRangeReader:
 
     def cut_keys(self, cuts: Sequence[Cut], keys: dict[tuple[str, str], TableKey],
                  types: Sequence[int]) -> dict[Cut, tuple[str, ...]]:
-        """The key of the row at each cut: one ordered `LIMIT 1 OFFSET k` on the cut's day."""
-        out: dict[Cut, tuple[str, ...]] = {}
-        for cut in cuts:
-            cols = keys[(self.cluster, cut.table)].columns
-            name = ch_table(self.ch.database, self.tables[cut.table])
-            where = APPEAL if cut.table == "scorecards" else appeal_scores(self.cards)
-            part = " AND _partition_id = {p:String}" if cut.partition else ""
-            rows = self.ch.query(
-                f"SELECT {', '.join(f'toString({c})' for c in cols)} FROM {name} WHERE {where}{part}"
-                f" ORDER BY customer_id, {', '.join(cols)} LIMIT 1 OFFSET {{k:UInt64}}",
-                {"c": cut.customer, "lo": cut.day, "hi": cut.day, "types": list(types), "p": cut.partition,
-                 "k": cut.offset})
-            if not rows:
-                raise UserInputError(f"cluster {self.cluster}: {cut.customer} {cut.table} changed while planning"
-                                     f" (no row {cut.offset} on {cut.day}); plan again")
-            out[cut] = tuple(str(v) for v in rows[0])
-        return out
+        """The key of the row at each cut: one ordered `LIMIT 1 OFFSET k` on the cut's day. One after another:
+        a clickhouse-connect client runs one query at a time in its session."""
+        return {cut: self._cut_key(cut, keys, types) for cut in cuts}
+
+    def _cut_key(self, cut: Cut, keys: dict[tuple[str, str], TableKey], types: Sequence[int]) -> tuple[str, ...]:
+        cols = keys[(self.cluster, cut.table)].columns
+        name = ch_table(self.ch.database, self.tables[cut.table])
+        where = APPEAL if cut.table == "scorecards" else appeal_scores(self.cards)
+        part = " AND _partition_id = {p:String}" if cut.partition else ""
+        rows = self.ch.query(
+            f"SELECT {', '.join(f'toString({c})' for c in cols)} FROM {name} WHERE {where}{part}"
+            f" ORDER BY customer_id, {', '.join(cols)} LIMIT 1 OFFSET {{k:UInt64}}",
+            {"c": cut.customer, "lo": cut.day, "hi": cut.day, "types": list(types), "p": cut.partition,
+             "k": cut.offset})
+        if not rows:
+            raise UserInputError(f"cluster {self.cluster}: {cut.customer} {cut.table} changed while planning"
+                                 f" (no row {cut.offset} on {cut.day}); plan again")
+        return tuple(str(v) for v in rows[0])
 
 
 def _as_date(value: Any) -> date:
