@@ -53,7 +53,8 @@ async def test_oportun_plan_is_the_lower_bound_and_deletes_exactly_the_appeal_ro
     states = progress.clusters["us-east-2"]
     assert [s.rows_deleted for s in states] == [c.rows for c in chunks]  # each key range held its planned rows
     # pipelined: a table's next chunk started while the one before it on that table still ran
-    assert any(a.table == b.table and (b.started or "") < (a.finished or "") for a, b in zip(states, states[1:], strict=False))
+    pairs = zip(states, states[1:], strict=False)
+    assert any(a.table == b.table and (b.started or "") < (a.finished or "") for a, b in pairs)
     assert sum(v for v in demo.ch_counts("oportun", "us-east-2", appeal=True).values() for v in v) == 0
     assert demo.ch_counts("oportun", "us-east-2", appeal=False) == before_ok  # nothing else touched
     ours = [m for m in mutations_on(demo, "us-east-2") if "shepherd:" in m]
