@@ -20,10 +20,11 @@ from bot.backfill.source_volumes import SourceVolumes
 from bot.config import ShepherdConfig
 from bot.cpu import run_inline
 from bot.errors import UserInputError
+from bot.purge.key_ranges import KeyRangeReader
 from bot.registry import CustomerRegistry
 from commands import limits
-from commands.chunks import plan_purge_days
-from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDays, PurgePlan
+from commands.key_chunks import Cut, TableDays, TableKey, cuts_needed, plan_key_range_purge
+from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDays, PurgePlan, PurgePolicy
 from commands.schedule import plan_backfill_series
 
 T = TypeVar("T")
@@ -117,10 +118,39 @@ class PlanningService:
         types = req.types or self.config.appeal_types
         if req.max_rows is not None:
             policy = policy.model_copy(update={"max_rows_per_mutation": req.max_rows})
-        found, lookups = self.purge_days(customers, rng, types)
-        held = [d for entry in found.values() if entry.days for d in (entry.days[0], entry.days[-1])]
+        return self.plan_key_ranges(customers, rng, types, policy)
+
+    def plan_key_ranges(self, customers: Sequence[CustomerRef], rng: DateRange, types: Sequence[int],
+                        policy: PurgePolicy) -> PurgePlanResult:
+        """Key-range chunks (`commands/key_chunks.py`): per cluster, the sort keys, the per-day counts per
+        partition, then one key lookup per cut inside a day; clusters are asked at once. The range is
+        clipped to the days that hold rows to delete, and the plan's size is checked against the limits."""
+        by_cluster: dict[str, list[str]] = defaultdict(list)
+        for c in customers:
+            by_cluster[c.cluster].append(c.name)
+        cap = policy.max_rows_per_mutation
+
+        def one(cluster: str, names: list[str]) -> tuple[LookupResult, list[TableDays], dict[Any, Any], dict[Any, Any]]:
+            found = self.lookup.connect(cluster)
+            reader = KeyRangeReader(found.client, cluster, self.config.target)
+            keys, partitions = reader.table_keys()
+            entries = reader.table_days(names, rng, types, partitions)
+            return found, entries, keys, reader.cut_keys(cuts_needed(entries, cap), keys, types)
+
+        entries: list[TableDays] = []
+        keys: dict[tuple[str, str], TableKey] = {}
+        cut_keys: dict[Cut, tuple[str, ...]] = {}
+        lookups: dict[str, LookupResult] = {}
+        with ThreadPoolExecutor(max_workers=max(len(by_cluster), 1)) as pool:
+            futures = {cluster: pool.submit(one, cluster, names) for cluster, names in sorted(by_cluster.items())}
+            for cluster, future in futures.items():
+                lookups[cluster], found, k, cuts = future.result()
+                entries += found
+                keys.update(k)
+                cut_keys.update(cuts)
+        held = [d for entry in entries if entry.days for d in (entry.days[0], entry.days[-1])]
         rng, clipped = _user(limits.clip_to_data, rng, min(held, default=None), max(held, default=None), "delete")
-        plan = self.compute(plan_purge_days, found, customers, rng, types, policy)
+        plan = self.compute(plan_key_range_purge, entries, keys, cut_keys, customers, rng, types, policy)
         _user(limits.check_plan_size, sum(len(cp.chunks) for cp in plan.clusters), self.config.limits.max_chunks,
               "chunks", "limits.max_chunks")
         return PurgePlanResult(plan.model_copy(update={"notes": (clipped,)}) if clipped else plan, lookups)

@@ -25,18 +25,25 @@ def check_purge_plan(plan: PurgePlan, known_clusters: set[str]) -> None:
             raise UserInputError(f"the plan names unknown cluster {cp.cluster}")
 
 
+def chunk_specs(plan: PurgePlan) -> dict[str, list[ChunkSpec]]:
+    """Per cluster, its chunks as the workflow runs them (index = position in the cluster's chain)."""
+    return {
+        cp.cluster: [ChunkSpec(index=i, customer=c.customer, table=c.table, start=c.start.isoformat(),
+                               end=c.end.isoformat(), rows=c.rows, over_cap=c.over_cap, partition=c.partition,
+                               key=list(c.key), key_types=list(c.key_types), lo=list(c.lo) if c.lo else None,
+                               hi=list(c.hi) if c.hi else None)
+                     for i, c in enumerate(cp.chunks)]
+        for cp in plan.clusters if cp.chunks
+    }
+
+
 class PurgeJobService(JobService):
     async def start_purge(self, plan: PurgePlan, job_id: str, requester: str, channel: str | None = None) -> str:
         check_purge_plan(plan, {c.name for c in self.config.clusters})
         policy = self.config.purge
         inp = PurgeInput(
             job_id=job_id, plan_hash=plan.plan_hash, types=list(plan.types),
-            clusters={
-                cp.cluster: [ChunkSpec(index=i, customer=c.customer, table=c.table, start=c.start.isoformat(),
-                                       end=c.end.isoformat(), rows=c.rows, over_cap=c.over_cap)
-                             for i, c in enumerate(cp.chunks)]
-                for cp in plan.clusters if cp.chunks
-            },
+            clusters=chunk_specs(plan),
             strategy=policy.strategy, max_unfinished_mutations=policy.max_unfinished_mutations,
             drift_tolerance=policy.drift_tolerance, heartbeat_timeout_s=self.heartbeat_timeout_s,
             max_attempts=self.config.backfill.max_attempts,
