@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from bot.backfill.job_input import check_backfill_plan, window_specs
 from bot.backfill.workflows import window_workflow_id
 from bot.config import ShepherdConfig
 from bot.errors import ConflictError, UpstreamError, UserInputError
@@ -35,36 +35,6 @@ ACTIVE = ("waiting", "running", "paused", "cancelling")
 # A job's input, and so its continue-as-new input and its progress (about 1.7x the input once every window
 # has run), stay under Temporal's 512 KB payload warning: 10,000 windows make about 210 KB.
 MAX_INPUT_BYTES = 256 * 1024
-
-
-def check_backfill_plan(plan: BackfillPlan, config: ShepherdConfig) -> None:
-    """Refuse a plan that cannot be run, before anything starts."""
-    if not plan.windows:
-        raise UserInputError("the plan has no windows: nothing to backfill")
-    known = {c.name for c in config.clusters}
-    by_customer: dict[str, list[Any]] = defaultdict(list)
-    for w in plan.windows:
-        if w.cluster not in known:
-            raise UserInputError(f"window {w.customer} {w.start}..{w.end} names unknown cluster {w.cluster}")
-        if w.end < w.start:
-            raise UserInputError(f"window {w.customer} {w.start}..{w.end} ends before it starts")
-        by_customer[w.customer].append(w)
-    for customer, windows in by_customer.items():
-        windows.sort(key=lambda w: w.start)
-        for a, b in zip(windows, windows[1:], strict=False):
-            if b.start <= a.end:
-                raise UserInputError(f"windows of {customer} overlap: {a.start}..{a.end} and {b.start}..{b.end}")
-
-
-def window_specs(plan: BackfillPlan) -> list[WindowSpec]:
-    """The plan's windows in the order a job starts them: largest first (the LPT schedule)."""
-    specs = [
-        WindowSpec(key=f"{w.customer}:{w.start}:{w.end}", customer=w.customer, cluster=w.cluster,
-                   start=w.start.isoformat(), end=w.end.isoformat(), conversations=w.conversations,
-                   est_hours_hi=w.est_hours[1])
-        for w in plan.windows
-    ]
-    return sorted(specs, key=lambda s: (-s.conversations, s.customer, s.start))
 
 
 class JobService:
@@ -113,6 +83,7 @@ class JobService:
             input_mapping=dict(bf.window_input_mapping), run=run,
             heartbeat_timeout_s=self.heartbeat_timeout_s, max_attempts=bf.max_attempts,
             progress_done_key=bf.progress_done_key, progress_total_key=bf.progress_total_key,
+            continue_after_events=bf.continue_after_events,
         )
         size = self.input_bytes(inp)
         if size > MAX_INPUT_BYTES:
