@@ -32,7 +32,7 @@ from tests.integration.tiny_window import TinyWindow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 WINDOWS = int(os.environ.get("SHEPHERD_LARGE_JOB_WINDOWS", "10000"))
-BUDGET_S = float(os.environ.get("SHEPHERD_LARGE_JOB_BUDGET_S", "140"))  # then it is cancelled
+BUDGET_S = float(os.environ.get("SHEPHERD_LARGE_JOB_BUDGET_S", "120"))  # then it is cancelled
 WARN_BYTES = 512 * 1024
 FIRST = date(2025, 1, 1)
 
@@ -179,3 +179,23 @@ async def history_runs(client: Client, workflow_id: str) -> tuple[int, int, int,
     began = time.monotonic()
     await Replayer(workflows=[BackfillJob]).replay_workflow(largest)
     return runs, len(largest.events), total, time.monotonic() - began
+
+
+async def test_a_plan_whose_job_would_carry_too_much_is_refused_before_anything_starts(
+        temporal_env: Any, pg_dsn: str) -> None:
+    from bot.errors import UserInputError
+
+    base = parse_config(demo_config(DemoSpec(scale=0.002, seed=7), db_prefix="huge_"), "demo config")
+    config = base.model_copy(update={"limits": base.limits.model_copy(update={"max_windows": 40_000})})
+    pool = make_pool(pg_dsn, max_size=2)
+    apply_migrations(pool)
+    jobs = JobService(temporal_env.client, pool, config, f"q-{uuid.uuid4()}")
+    job = new_job_id("backfill")
+    with pytest.raises(UserInputError, match=r"30,000 windows would make the job's progress [\d,]+ KB, more than the"
+                                             r" 480 KB a job may carry: split the customers over two jobs"):
+        await jobs.start_backfill(large_plan(config, 30_000, customers=300), job, requester="U_ALICE", parallel=4)
+    with pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM shepherd.jobs").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM shepherd.locks").fetchone() == (0,)
+    assert not await jobs.workflow_exists(job_workflow_id("backfill", job))
+    pool.close()
