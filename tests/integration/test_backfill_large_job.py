@@ -199,3 +199,19 @@ async def test_a_plan_whose_job_would_carry_too_much_is_refused_before_anything_
         assert conn.execute("SELECT count(*) FROM shepherd.locks").fetchone() == (0,)
     assert not await jobs.workflow_exists(job_workflow_id("backfill", job))
     pool.close()
+
+
+async def test_progress_from_a_worker_that_predates_progress_table(temporal_env: Any) -> None:
+    from temporalio.worker import Worker
+
+    from tests.integration.old_backfill_job import OldBackfillJob
+
+    queue, job = f"q-{uuid.uuid4()}", new_job_id("backfill")
+    config = parse_config(demo_config(DemoSpec(scale=0.002, seed=7), db_prefix="old_"), "demo config")
+    jobs = JobService(temporal_env.client, None, config, queue)
+    async with Worker(temporal_env.client, task_queue=queue, workflows=[OldBackfillJob]):
+        handle = await temporal_env.client.start_workflow("BackfillJob", {"job_id": job},
+                                                          id=job_workflow_id("backfill", job), task_queue=queue)
+        progress = await jobs.progress(job)
+        assert progress.state == "running" and [w.customer for w in progress.windows] == ["hilton"]
+        await handle.terminate("test done")
