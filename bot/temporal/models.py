@@ -7,6 +7,7 @@ an in-house workflow can be given the same shapes. Dates travel as ISO strings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from commands.autopilot import Policy as AutopilotPolicy
 
@@ -28,7 +29,7 @@ class WindowSpec:
 class BackfillJobInput:
     job_id: str
     plan_hash: str
-    windows: list[WindowSpec]  # in the plan's schedule order (largest first)
+    windows: list[WindowSpec]  # in the plan's schedule order (largest first); [] when `table` carries them
     parallel: int
     start_at: str | None = None  # ISO datetime (UTC); the job sleeps on a durable timer until then
     window_workflow: str = "BackfillWindow"
@@ -49,6 +50,16 @@ class BackfillJobInput:
     # policy (which `/backfill throttle JOB auto` also needs, to turn it back on). None in older inputs.
     autopilot: bool = False
     autopilot_policy: AutopilotPolicy | None = None
+    autopilot_changes: list[ParallelChange] = field(default_factory=list)  # carried over a continue-as-new
+    # Newer inputs: the windows in columns (~20 bytes each, not ~190), and after a continue-as-new what the
+    # earlier runs of this job run did (done windows are not run again).
+    table: WindowTable | None = None
+    carried: StateTable | None = None
+    paused: bool = False
+    # Past this many history events the job stops starting windows, lets the running ones end and
+    # continues as new (Temporal fails a history at 51,200 events; a window costs about 4; a worker that
+    # lost the run from its cache replays the whole history in one workflow task: ~2 s for 5,000 events).
+    continue_after_events: int = 5_000
 
 
 @dataclass
@@ -140,6 +151,71 @@ class BackfillProgress:
     parallel_changes: list[ParallelChange] = field(default_factory=list)
 
 
+# A job of many windows travels in columns (bot/temporal/window_table.py converts).
+
+
+@dataclass
+class WindowTable:
+    """The windows of a job, in schedule order; window i is column[i] of every list."""
+
+    first_day: str = ""  # ISO date; `start` counts days after it
+    customers: list[str] = field(default_factory=list)
+    clusters: list[str] = field(default_factory=list)
+    customer: list[int] = field(default_factory=list)  # index into customers
+    cluster: list[int] = field(default_factory=list)  # index into clusters
+    start: list[int] = field(default_factory=list)  # days after first_day
+    days: list[int] = field(default_factory=list)  # end = start + days - 1
+    conversations: list[int] = field(default_factory=list)  # planned
+    est_centihours: list[int] = field(default_factory=list)  # est_hours_hi in hundredths of an hour, rounded up
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+@dataclass
+class StateTable:
+    """What a job run knows of each window of its WindowTable (same order)."""
+
+    epoch: str = ""  # ISO datetime the first `started` counts from
+    state: str = ""  # one letter a window (STATE_LETTERS)
+    attempt: list[int] = field(default_factory=list)
+    total_change: list[int] = field(default_factory=list)  # total - planned conversations (a done window's count)
+    # Whole seconds: `started` after the previous window that started (the first: after epoch), small
+    # numbers since windows start in table order; `took` from started to finished. None: not yet.
+    started: list[int | None] = field(default_factory=list)
+    took: list[int | None] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    region: list[int] = field(default_factory=list)  # index into regions, -1: none
+    notes: list[list[Any]] = field(default_factory=list)  # [index, last_failure, resumed_from], only where set
+
+
+@dataclass
+class BackfillProgressTable:
+    """The `progress_table` query: BackfillProgress with its windows in columns."""
+
+    job_id: str
+    state: str
+    parallel: int
+    paused: bool
+    start_at: str | None
+    windows: WindowTable
+    states: StateTable
+    run: int = 1
+    autopilot: bool = False
+    parallel_changes: list[ParallelChange] = field(default_factory=list)
+
+
+@dataclass
+class JobOutcome:
+    """What a BackfillJob started from a WindowTable returns (the windows are in `progress_table`)."""
+
+    job_id: str
+    windows: int
+    done: int
+    failed: int
+    cancelled: int
+
+
 # ---- purge ------------------------------------------------------------------------------
 
 
@@ -152,6 +228,12 @@ class ChunkSpec:
     end: str
     rows: int  # planned rows
     over_cap: bool = False
+    # A key-range chunk: its partition ID and sort-key range (commands.models.Chunk); None/() on a day chunk.
+    partition: str | None = None
+    key: list[str] = field(default_factory=list)
+    key_types: list[str] = field(default_factory=list)
+    lo: list[str] | None = None
+    hi: list[str] | None = None
 
 
 @dataclass
