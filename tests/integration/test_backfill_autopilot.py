@@ -31,12 +31,14 @@ PILOT = AutopilotSettings(floor=1, start=2, hold_s=3.0, settle_s=1.0, interval_s
 
 
 @asynccontextmanager
-async def autopilot_rig(temporal_env: Any, make_demo: Any, max_parallel: int = 8) -> AsyncIterator[Rig]:
+async def autopilot_rig(temporal_env: Any, make_demo: Any, max_parallel: int = 8,
+                        continue_after_events: int = 5_000) -> AsyncIterator[Rig]:
     demo = make_demo(scale=0.002)
     queue = f"autopilot-{uuid.uuid4()}"
     backfill = demo.config.backfill.model_copy(update={
         "window_workflow": "ContendedWindow", "window_task_queue": queue, "window_input_mapping": contended.MAPPING,
-        "max_parallel": max_parallel, "parallel": "auto", "autopilot": PILOT})
+        "max_parallel": max_parallel, "parallel": "auto", "autopilot": PILOT,
+        "continue_after_events": continue_after_events})
     config = demo.config.model_copy(update={"backfill": backfill,
                                             "throughput": Throughput(low=3600 * 100, high=3600 * 150)})
     jobs = PurgeJobService(temporal_env.client, demo.pool, config, queue, heartbeat_timeout_s=60)
@@ -80,7 +82,9 @@ async def test_auto_finds_the_contended_resources_best_n_and_tells_the_thread(te
             peak = max(peak, contended.RESOURCE.running)
             return (await rig.jobs.progress(job)).state == "done"
 
-        await drive(rig.monitor(), rig.poster(), done, every=0.3, limit=150)
+        monitor, poster = rig.monitor(), rig.poster()
+        await drive(monitor, poster, done, every=0.3, limit=150)
+        await drive(monitor, poster, done)  # one more tick: what happened since the last one is posted
         final = await rig.jobs.progress(job)
         status = str(rig.emu.message("C_OPS", ts).blocks)
     assert f"{final.parallel} at once (autopilot)" in status, status
@@ -129,3 +133,26 @@ async def test_throttle_takes_over_until_throttle_auto(temporal_env: Any, make_d
         await rig.jobs.wait(job)
         with pytest.raises(UserInputError, match="is not running"):
             await rig.jobs.autopilot(job)
+
+
+async def test_auto_goes_on_after_the_job_continues_as_new(temporal_env: Any, make_demo: Any) -> None:
+    async with autopilot_rig(temporal_env, make_demo, continue_after_events=150) as rig:
+        job, ts = await start(rig, customers=5, per_day=80)  # 20 windows: past 150 events in its first run
+        handle = rig.jobs.client.get_workflow_handle(f"backfill-job:{job}")
+        first_run = (await handle.describe()).run_id
+
+        async def done() -> bool:
+            return (await rig.jobs.progress(job)).state == "done"
+
+        monitor, poster = rig.monitor(), rig.poster()
+        await drive(monitor, poster, done, every=0.3, limit=150)
+        await drive(monitor, poster, done)  # one more tick: what happened since the last one is posted
+        final = await rig.jobs.progress(job)
+        assert (await handle.describe()).run_id != first_run, "the job continued as new"
+    assert final.autopilot and all(w.state == "done" for w in final.windows)
+    changes = [c for c in final.parallel_changes if c.by == "autopilot"]
+    assert changes and [c.seq for c in final.parallel_changes] == list(range(1, len(final.parallel_changes) + 1))
+    thread = rig.thread(ts)
+    for c in changes:  # the changes made before the continue-as-new are carried, and each is posted once
+        assert sum(f"autopilot: {c.from_n} -> {c.to_n} windows at once. {c.reason.split('. ', 1)[1]}" in t
+                   for t in thread) == 1, (c, thread)
