@@ -99,7 +99,7 @@ async def test_throttle_pause_resume_refused_for_non_operator(slack: SlackEnv) -
 
 async def test_parallel_auto_then_throttle_by_hand_then_auto_again(slack: SlackEnv) -> None:
     status = await slack.post("U_ALICE", "/backfill marriott --from 2026-01-03 --to 2026-01-06 --parallel auto "
-                                         "--at 2099-01-01T00:00")
+                                         f"--at {LATER}")
     job = job_id_in(status.text)
     assert "parallel auto" in status.text, status.text
     await slack.emu.wait_for(lambda: slack.emu.thread("C_OPS", status.ts))
