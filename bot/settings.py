@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     temporal_address: str | None = None  # None: embedded dev server
     temporal_namespace: str = "default"
     temporal_tls: bool = False
-    temporal_task_queue: str = "shepherd"
+    temporal_task_queue: str = "shepherd"  # the control queue: job workflows (and clusters naming no queue)
+    # The task queues a worker polls, comma-separated. None: the control queue and every cluster's queue.
+    worker_queues: str | None = None
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -33,6 +33,7 @@ class WindowSnap:
     last_failure: str | None = None
     region: str | None = None
     heartbeat_at: datetime | None = None
+    worker: str | None = None  # the Temporal identity of the worker running (or that ran) it
 
 
 @dataclass(frozen=True)

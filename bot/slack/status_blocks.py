@@ -35,12 +35,13 @@ def backfill_status(job_id: str, requester: str, state: str, windows: Sequence[W
                      key=lambda w: (rates.get(w.key, WindowRate(None, None)).rate or 0))  # slowest first
     shown = running[:listed]
     rows = []
+    with_worker = any(w.worker for w in shown)
     for w in shown:
         r = rates.get(w.key, WindowRate(None, None))
         rows.append([w.customer, f"{w.start}..{w.end}", bar(w.done, w.total), f"{r.rate:,.1f}/s" if r.rate else "-",
-                     _eta(r.eta_s) if r.eta_s else "-"])
-    lines = render.table(["customer", "window", "progress", "rate", "ETA"], rows, right={3}).split("\n") if rows \
-        else []
+                     _eta(r.eta_s) if r.eta_s else "-", *([w.worker or "-"] if with_worker else [])])
+    titles = ["customer", "window", "progress", "rate", "ETA", *(["worker"] if with_worker else [])]
+    lines = render.table(titles, rows, right={3}).split("\n") if rows else []
     rest = len(running) - len(shown)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     blocks = [
@@ -98,6 +99,7 @@ def backfill_summary(job_id: str, state: str, windows: Sequence[WindowSnap], rea
             ("Window durations", spread),
             ("Retries", str(retries)),
             ("Throughput", f"{rows_total / wall:,.1f}/s over {duration(wall)}" if wall else "-"),
+            *([("Workers", workers)] if (workers := worker_counts(done)) else []),
         ]),
         *table_sections(lines),
     ]
@@ -109,6 +111,16 @@ def backfill_summary(job_id: str, state: str, windows: Sequence[WindowSnap], rea
     blocks.append(actions(*buttons))
     text = f"{icon} Backfill {job_id} {state}: {len(done)}/{len(windows)} windows, {rows_total:,} conversations"
     return Message(text, blocks)
+
+
+def worker_counts(windows: Sequence[WindowSnap]) -> str:
+    """"2: 4012@host-a (3 windows), 977@host-b (2 windows)": which worker finished how many windows."""
+    counts: dict[str, int] = {}
+    for w in windows:
+        if w.worker:
+            counts[w.worker] = counts.get(w.worker, 0) + 1
+    listed = ", ".join(f"{name} ({n} window{'s' if n > 1 else ''})" for name, n in sorted(counts.items()))
+    return f"{len(counts)}: {listed}"[:1900] if counts else ""
 
 
 def purge_summary(job_id: str, state: str, clusters: dict[str, tuple[int, int, int, int]],

@@ -22,3 +22,13 @@ class ActivityDeps:
     state: Any  # psycopg ConnectionPool: the bot's schema (locks, jobs)
     lookup: ClusterLookup
     clock: Callable[[], datetime] = field(default=utc_now)
+
+
+def worker_identity() -> str:
+    """The Temporal identity of the worker running the current activity ("" when it cannot be read)."""
+    from temporalio import activity
+
+    try:
+        return activity.client().identity
+    except RuntimeError:
+        return ""

@@ -20,6 +20,7 @@ class WindowSpec:
     end: str  # ISO date, inclusive
     conversations: int  # planned total
     est_hours_hi: float  # pessimistic estimate, sets the start-to-close timeout
+    task_queue: str | None = None  # the cluster's task queue; None: the job's window_task_queue or its own
 
 
 @dataclass
@@ -73,6 +74,7 @@ class WindowResult:
     resumed_from: str | None  # the day a retried attempt resumed from (None: from the start)
     seconds: float
     attempt: int = 1  # the activity attempt that finished the window
+    worker: str = ""  # the Temporal identity of the worker that ran it ("" from older workers)
 
 
 @dataclass
@@ -94,6 +96,7 @@ class WindowState:
     resumed_from: str | None = None  # a retried attempt resumed from this day (its last heartbeat)
     day: str | None = None  # the day being copied (from the running activity's heartbeat)
     heartbeat_at: str | None = None  # ISO time of the running activity's last heartbeat (from describe())
+    worker: str | None = None  # the worker running it (from describe()) or that finished it (its result)
 
 
 @dataclass
@@ -138,6 +141,7 @@ class PurgeInput:
     drift_tolerance: float = 0.01
     heartbeat_timeout_s: float = 300.0
     max_attempts: int = 5
+    task_queues: dict[str, str] = field(default_factory=dict)  # cluster -> its task queue (absent: the job's)
 
 
 @dataclass
@@ -161,6 +165,7 @@ class ChunkResult:
     mutation_id: str | None
     seconds: float
     region: str
+    worker: str = ""  # the Temporal identity of the worker that ran it
 
 
 @dataclass
@@ -176,6 +181,7 @@ class ChunkState:
     started: str | None = None
     finished: str | None = None
     last_failure: str | None = None
+    worker: str | None = None
 
 
 @dataclass
