@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from bot.backfill.reindex import Progress, Reindexer
 from bot.errors import UserInputError
 from bot.jobs import locks
-from bot.temporal.deps import ActivityDeps, worker_identity
+from bot.temporal.deps import ActivityDeps
 from bot.temporal.models import ReleaseLocksInput, WindowInput, WindowResult
 
 KEEPALIVE_MAX_S = 2.0
@@ -115,7 +115,7 @@ class BackfillActivities:
             customer=inp.customer, start=inp.start, end=inp.end, conversations=result.done,
             scorecards=result.scorecards, scores=result.scores, region=found.region,
             lookup_attempts=found.attempts, resumed_from=resume_day.isoformat() if resume_day else None,
-            seconds=round(time.monotonic() - began, 3), attempt=info.attempt, worker=worker_identity(),
+            seconds=round(time.monotonic() - began, 3), attempt=info.attempt, worker=self.deps.worker_identity,
         )
 
     @activity.defn(name="release_locks")

@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run console lines from FILE, then stop (exit 1 at the first line that fails)")
     dev.add_argument("--socket-mode", action="store_true",
                      help="connect the app to the Slack stand-in in Socket Mode instead of over HTTP")
-    worker = sub.add_parser("worker", help="run the Temporal worker (SHEPHERD_POSTGRES_DSN, SHEPHERD_TEMPORAL_*)")
+    from bot.cli.worker import add_worker_parser
+
+    worker = add_worker_parser(sub)
     for command in (dev, worker):  # --data-dir is accepted before or after the subcommand
         command.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -94,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "worker":
             from bot.cli.worker import run_worker
 
-            return run_worker(settings)
+            return run_worker(settings, args)
         if args.command == "serve":
             from bot.cli.serve import run_serve
 

@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from bot.adapters.ports import ClickHouse
 from bot.purge.target import Target, chunk_target
-from bot.temporal.deps import ActivityDeps, worker_identity
+from bot.temporal.deps import ActivityDeps
 from bot.temporal.keepalive import keepalive
 from bot.temporal.models import ChunkInput, ChunkResult, ChunkSpec
 
@@ -105,7 +105,7 @@ class PurgeActivities:
                                            non_retryable=True)
                 if live == 0:
                     return ChunkResult(c.index, 0, None, round(time.monotonic() - began, 3), found.region,
-                                       worker_identity())
+                                       self.deps.worker_identity)
                 if unfinished > inp.max_unfinished_mutations:
                     unfinished = self._wait_for_queue(target, inp, beat)
                 target.issue(inp.strategy)
@@ -117,7 +117,7 @@ class PurgeActivities:
         activity.heartbeat(beat)
         mutation_id, deleted = self._wait_for(target, mutation_id, live, beat, ahead)
         return ChunkResult(c.index, deleted, mutation_id, round(time.monotonic() - began, 3), found.region,
-                           worker_identity())
+                           self.deps.worker_identity)
 
     def _wait_for_queue(self, target: Target, inp: ChunkInput, beat: dict[str, Any]) -> int:
         """No new mutation while the table has more than `max_unfinished_mutations` unfinished."""

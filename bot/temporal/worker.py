@@ -42,6 +42,7 @@ def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_act
                  heartbeat_throttle: timedelta = timedelta(seconds=HEARTBEAT_EVERY_S),
                  interceptors: Sequence[Interceptor] = ()) -> Worker:
     """A worker running every Shepherd workflow and activity (plus `extra_*`, for tests) on `task_queue`."""
+    deps.worker_identity = deps.worker_identity or client.identity
     return Worker(
         client,
         task_queue=task_queue,
