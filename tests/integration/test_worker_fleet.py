@@ -22,11 +22,17 @@ import psycopg
 import pytest
 import yaml
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from bot.adapters.postgres import apply_migrations, make_pool
 from bot.backfill.service import JobService
 from bot.config import parse_config
 from bot.jobs.ids import job_workflow_id, new_job_id
+from bot.planning import PlanningService, PurgeRequest
+from bot.purge.service import PurgeJobService
+from bot.registry import CustomerRegistry
+from bot.temporal.deps import ActivityDeps
+from bot.temporal.worker import build_worker
 from commands.models import CustomerRef, DateRange, DayVolume
 from commands.schedule import plan_backfill
 from tests.integration.test_backfill_crash import ROOT, worker_setup
@@ -177,3 +183,32 @@ async def test_a_clusters_windows_run_on_its_queue_over_many_workers_and_survive
     assert {k: n for k, n in in_clickhouse.items() if lo <= k[1] <= hi} == {(c, d.isoformat()): n for c, d, n in days}
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT state FROM shepherd.jobs WHERE id = %s", (job,)).fetchone() == ("done",)
+
+
+async def test_a_purges_chunks_run_on_their_clusters_queue(temporal_env: Any, make_demo: Any) -> None:
+    """The job on the control queue, each chunk on a worker of its cluster's queue (in-process workers
+    with their own identities: one polls only the control queue, one only the cluster's)."""
+    demo = make_demo(scale=0.002, seed=41)
+    control, usw2 = f"control-{uuid.uuid4().hex[:8]}", f"usw2-{uuid.uuid4().hex[:8]}"
+    config = demo.config.model_copy(update={"clusters": tuple(
+        c.model_copy(update={"task_queue": usw2}) if c.name == "voice-prod" else c for c in demo.config.clusters)})
+    planning = PlanningService(config, CustomerRegistry.from_config(config), demo.pool, demo.lookup)
+    plan = planning.plan_purge(PurgeRequest(("spirit",), RANGE), today=date(2026, 3, 1)).plan
+    jobs = PurgeJobService(temporal_env.client, demo.pool, config, control, heartbeat_timeout_s=10)
+    target = temporal_env.client.service_client.config.target_host
+    near = await Client.connect(target, identity="control-worker")
+    far = await Client.connect(target, identity="usw2-worker")
+    job = new_job_id("purge")
+    async with build_worker(near, control, ActivityDeps(config, demo.pool, demo.pool, demo.lookup)), \
+            build_worker(far, usw2, ActivityDeps(config, demo.pool, demo.pool, demo.lookup)):
+        await jobs.start_purge(plan, job, "U_ALICE", "C_OPS")
+        await asyncio.wait_for(jobs.purge_result(job), timeout=120)
+        progress = await jobs.purge_progress(job)
+    chunks = progress.clusters["voice-prod"]
+    assert progress.state == "done" and chunks and all(c.state == "done" for c in chunks)
+    assert {c.worker for c in chunks} == {"usw2-worker"}
+    history = await temporal_env.client.get_workflow_handle(job_workflow_id("purge", job)).fetch_history()
+    scheduled = {e.activity_task_scheduled_event_attributes.activity_type.name:
+                 e.activity_task_scheduled_event_attributes.task_queue.name for e in history.events
+                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
+    assert scheduled == {"purge_chunk": usw2, "release_locks": control}
