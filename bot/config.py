@@ -148,6 +148,8 @@ class MonitorSettings(Strict):
     windows_listed: int = Field(default=12, ge=1)  # progress bars in the status message; the rest summarised
     # A job recorded as starting this long without a workflow is marked "did not start" (a start in flight is younger).
     start_grace_s: float = Field(default=120.0, ge=0)
+    # A running job whose task queue (its own or a cluster's) has had no worker polling this long says so.
+    no_worker_minutes: float = Field(default=2.0, gt=0)
 
 
 class VerifySettings(Strict):

@@ -48,7 +48,7 @@ class Policy:
 class Event:
     key: str
     text: str
-    kind: str  # window_done | window_failed | retry | stall | contention | fallback | state | finished
+    kind: str  # window_done | window_failed | retry | stall | contention | fallback | state | finished | no_worker
 
 
 @dataclass(frozen=True)
