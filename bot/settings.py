@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     temporal_address: str | None = None  # None: embedded dev server
     temporal_namespace: str = "default"
     temporal_tls: bool = False
+    # Temporal Cloud / a TLS-secured Temporal (bot/temporal/connection.py): an API key, or an mTLS client
+    # certificate and key (PEM file paths); a CA file and server name for a private CA.
+    temporal_api_key: SecretStr | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_tls_server_name: str | None = None
     temporal_task_queue: str = "shepherd"  # the control queue: job workflows (and clusters naming no queue)
     # The task queues a worker polls, comma-separated. None: the control queue and every cluster's queue.
     worker_queues: str | None = None

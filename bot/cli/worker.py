@@ -25,6 +25,7 @@ from bot.ops.health import postgres_check, task_queue_check, temporal_check
 from bot.ops.server import Ops, ops_server
 from bot.ops.temporal_runtime import WORKER_METRICS_PORT, sdk_metrics_runtime
 from bot.settings import Settings
+from bot.temporal.connection import client_options, without_secrets
 from bot.temporal.deps import ActivityDeps
 from bot.temporal.worker import build_worker
 
@@ -73,11 +74,11 @@ def worker_queues(settings: Settings, config: ShepherdConfig) -> list[str]:
 async def connect_temporal(settings: Settings, address: str | None, runtime: Any = None) -> Client:
     if not address:
         raise UserInputError("no Temporal address: set SHEPHERD_TEMPORAL_ADDRESS (or use `shepherd dev`)")
+    options = client_options(settings)  # a missing or unreadable certificate file is the user's to fix
     try:
-        return await Client.connect(address, namespace=settings.temporal_namespace, tls=settings.temporal_tls,
-                                    runtime=runtime)
+        return await Client.connect(address, **options, runtime=runtime)
     except Exception as err:
-        raise UpstreamError(f"cannot reach Temporal at {address}: {err}") from None
+        raise UpstreamError(f"cannot reach Temporal at {address}: {without_secrets(str(err), settings)}") from None
 
 
 async def run_worker_until(rt: Runtime, stop: asyncio.Event, *, ready: Any = None, max_activities: int = 16,
