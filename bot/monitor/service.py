@@ -152,7 +152,8 @@ class Monitor:
         summary = None
         if p.state in FINAL:
             events.append(Event("end:1", "", "finished"))
-            summary = status_blocks.purge_summary(job.id, p.state, clusters, p.stop_reason)
+            workers = {name: [c.worker for c in chunks if c.worker] for name, chunks in p.clusters.items()}
+            summary = status_blocks.purge_summary(job.id, p.state, clusters, p.stop_reason, workers)
         return await self._publish(job, status, events, summary, p.state, p)
 
     # ---- writing -------------------------------------------------------------------------

@@ -113,6 +113,11 @@ def backfill_summary(job_id: str, state: str, windows: Sequence[WindowSnap], rea
     return Message(text, blocks)
 
 
+def _on(workers: dict[str, list[str]] | None, cluster: str) -> str:
+    ran = sorted(set((workers or {}).get(cluster, [])))
+    return f" (on {', '.join(ran)})" if ran else ""
+
+
 def worker_counts(windows: Sequence[WindowSnap]) -> str:
     """"2: 4012@host-a (3 windows), 977@host-b (2 windows)": which worker finished how many windows."""
     counts: dict[str, int] = {}
@@ -124,11 +129,13 @@ def worker_counts(windows: Sequence[WindowSnap]) -> str:
 
 
 def purge_summary(job_id: str, state: str, clusters: dict[str, tuple[int, int, int, int]],
-                  reason: str | None) -> Message:
+                  reason: str | None, workers: dict[str, list[str]] | None = None) -> Message:
+    """workers: cluster -> the worker of each of its finished chunks (shown when known)."""
     deleted = sum(v[2] for v in clusters.values())
     icons = {"done": ":white_check_mark:", "stopped": ":octagonal_sign:", "cancelled": ":stop_button:"}
     icon = icons.get(state, ":x:")
-    lines = [f"{name}: {d}/{n} chunks, {rows:,} rows deleted" for name, (d, n, rows, _) in sorted(clusters.items())]
+    lines = [f"{name}: {d}/{n} chunks, {rows:,} rows deleted{_on(workers, name)}"
+             for name, (d, n, rows, _) in sorted(clusters.items())]
     blocks = [header(f"Purge {job_id} {state}"), section("\n".join(lines)[:2900])]
     if reason:
         blocks.append(section(f"{icon} {reason[:2900]}"))

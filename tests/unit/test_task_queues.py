@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -85,3 +86,12 @@ def test_the_status_and_summary_say_which_worker_ran_each_window() -> None:
     assert "worker" in str(status.blocks) and "101@host" in str(status.blocks)
     summary = status_blocks.backfill_summary("b-123456", "done", snapshots(p)[:3], None)
     assert "2: 100@host (2 windows), 101@host (1 window)" in str(summary.blocks)
+
+
+def test_a_purge_summary_names_the_workers_of_each_cluster() -> None:
+    clusters = {"voice-prod": (2, 2, 30, 30), "chat-prod": (1, 1, 5, 5)}
+    summary = status_blocks.purge_summary("p-123456", "done", clusters, None,
+                                          {"voice-prod": ["7@usw2", "8@usw2", "7@usw2"], "chat-prod": []})
+    text = str(summary.blocks)
+    assert "voice-prod: 2/2 chunks, 30 rows deleted (on 7@usw2, 8@usw2)" in text
+    assert re.search(r"chat-prod: 1/1 chunks, 5 rows deleted(?! \(on)", text)
