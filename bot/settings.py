@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "shepherd"  # the control queue: job workflows (and clusters naming no queue)
     # The task queues a worker polls, comma-separated. None: the control queue and every cluster's queue.
     worker_queues: str | None = None
+    # On SIGTERM a worker stops taking work and waits this long for its activities to hand back (each
+    # does at its next progress point; what is still running then is cancelled and handed back too).
+    worker_drain_s: float = 30.0
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -13,6 +13,7 @@ import asyncio
 import signal
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -92,7 +93,8 @@ async def run_worker_until(rt: Runtime, stop: asyncio.Event, *, ready: Any = Non
     async with AsyncExitStack() as workers:
         for queue in polled:
             await workers.enter_async_context(
-                build_worker(client, queue, deps, max_activities=max_activities, interceptors=interceptors))
+                build_worker(client, queue, deps, max_activities=max_activities, interceptors=interceptors,
+                             drain=timedelta(seconds=rt.settings.worker_drain_s)))
         if ops is not None:
             ops.readiness.add("postgres", postgres_check(rt.pool))
             ops.readiness.add("temporal", temporal_check(client))

@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from bot.adapters.ports import ClickHouse
 from bot.purge.target import Target, chunk_target
 from bot.temporal.deps import ActivityDeps
+from bot.temporal.drain import hand_back_if_stopping
 from bot.temporal.keepalive import keepalive
 from bot.temporal.models import ChunkInput, ChunkResult, ChunkSpec
 
@@ -124,6 +125,7 @@ class PurgeActivities:
         while (unfinished := target.unfinished()) > inp.max_unfinished_mutations:
             activity.heartbeat({**beat, "waiting_for_queue": unfinished})
             activity.wait_for_cancelled_sync(QUEUE_POLL_S)
+            hand_back_if_stopping(f"chunk {inp.chunk.index} of {inp.cluster} before its delete")
             if activity.is_cancelled():
                 raise _cancelled(target, None)
         return unfinished
@@ -140,6 +142,8 @@ class PurgeActivities:
         while True:
             if not activity.is_cancelled():
                 activity.wait_for_cancelled_sync(delay)
+            # A stopping worker leaves the mutation running: the next attempt follows it (found by its tag).
+            hand_back_if_stopping(f"{target.qualified} mutation {mutation_id or target.tag} (still running)")
             if activity.is_cancelled():
                 raise _cancelled(target, mutation_id or self._find_quietly(target))
             row = target.status(mutation_id)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -105,10 +106,24 @@ async def windows_by_worker(client: Any, workflow_ids: list[str]) -> dict[str, t
     return found
 
 
-async def test_a_clusters_windows_run_on_its_queue_over_many_workers_and_survive_a_sigkill(
-        temporal_env: Any, pg_server_dsn: str, tmp_path: Path) -> None:
+@dataclass
+class Fleet:
+    dsn: str
+    env: dict[str, str]
+    control: str
+    usw2: str
+    chdb: ChdbServer
+    pool: Any
+    jobs: JobService
+    days: list[tuple[str, date, int]]
+    plan: Any
+
+
+def make_fleet(temporal_env: Any, pg_server_dsn: str, tmp_path: Path, pause_s: float, window_days: int) -> Fleet:
+    """The demo in a fresh database and chdb (served over HTTP), chat-prod on its own queue, a backfill
+    plan of hilton and marriott over RANGE in `window_days` windows."""
     dsn, raw, env = worker_setup(pg_server_dsn, temporal_env, tmp_path,
-                                 {"pause_between_days_s": 0.6, "heartbeat_timeout_s": 3, "max_attempts": 10})
+                                 {"pause_between_days_s": pause_s, "heartbeat_timeout_s": 3, "max_attempts": 10})
     control, usw2 = env["SHEPHERD_TEMPORAL_TASK_QUEUE"], f"usw2-{uuid.uuid4().hex[:8]}"
     chdb = ChdbServer(tmp_path)
     chdb.serve_clusters(raw)
@@ -127,9 +142,23 @@ async def test_a_clusters_windows_run_on_its_queue_over_many_workers_and_survive
             (list(CUSTOMERS), RANGE.start, RANGE.end)).fetchall()
     refs = [CustomerRef(name=c, cluster="chat-prod") for c in CUSTOMERS]
     volumes = [DayVolume(customer=c, day=d, conversations=n) for c, d, n in days]
-    plan = plan_backfill(volumes, refs, RANGE, config.windows, config.throughput, 4, window_override=4)
+    plan = plan_backfill(volumes, refs, RANGE, config.windows, config.throughput, 4, window_override=window_days)
+    return Fleet(dsn, env, control, usw2, chdb, pool, JobService(temporal_env.client, pool, config, control),
+                 days, plan)
+
+
+def exact_counts(f: Fleet, in_clickhouse: dict[tuple[str, str], int]) -> None:
+    """Nothing lost, nothing doubled: ClickHouse holds each day's rows exactly once."""
+    lo, hi = RANGE.start.isoformat(), RANGE.end.isoformat()
+    assert {k: n for k, n in in_clickhouse.items() if lo <= k[1] <= hi} == {
+        (c, d.isoformat()): n for c, d, n in f.days}
+
+
+async def test_a_clusters_windows_run_on_its_queue_over_many_workers_and_survive_a_sigkill(
+        temporal_env: Any, pg_server_dsn: str, tmp_path: Path) -> None:
+    f = make_fleet(temporal_env, pg_server_dsn, tmp_path, 0.6, 4)
+    dsn, env, control, usw2, chdb, pool, jobs, plan = f.dsn, f.env, f.control, f.usw2, f.chdb, f.pool, f.jobs, f.plan
     assert len(plan.windows) == 10
-    jobs = JobService(temporal_env.client, pool, config, control)
     log = tmp_path / "workers.log"
     procs = [start({**env, "SHEPHERD_WORKER_QUEUES": control}, log)]
     # Each cluster worker takes at most two windows at once: four running windows need both.
@@ -184,9 +213,7 @@ async def test_a_clusters_windows_run_on_its_queue_over_many_workers_and_survive
     for key in victims_windows:
         assert by_key[key].worker and by_key[key].worker.startswith(f"{survivor}@")
         assert by_key[key].attempt >= 2
-    # Nothing lost, nothing doubled: ClickHouse holds each day's rows exactly once.
-    lo, hi = RANGE.start.isoformat(), RANGE.end.isoformat()
-    assert {k: n for k, n in in_clickhouse.items() if lo <= k[1] <= hi} == {(c, d.isoformat()): n for c, d, n in days}
+    exact_counts(f, in_clickhouse)
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT state FROM shepherd.jobs WHERE id = %s", (job,)).fetchone() == ("done",)
 
@@ -268,3 +295,60 @@ async def test_a_job_whose_clusters_queue_has_no_worker_says_so_then_finishes_wh
                 thread = await tick_until(lambda t: any("done:" in m for m in t), 90)
         assert sum(usw2 in m for m in thread) == 1  # said once
         assert emu.contract_violations == []
+
+
+async def test_a_rolling_restart_of_every_worker_mid_job_loses_and_repeats_nothing(
+        temporal_env: Any, pg_server_dsn: str, tmp_path: Path) -> None:
+    """SIGTERM each worker in turn (two on the cluster's queue, then the control one), starting its
+    replacement before the next: each stops promptly with exit 0, its windows handed back and resumed
+    from their heartbeats by the others; the job finishes with every day's rows exactly once."""
+    f = make_fleet(temporal_env, pg_server_dsn, tmp_path, 1.2, 10)
+    assert len(f.plan.windows) == 4
+    env = {**f.env, "SHEPHERD_WORKER_DRAIN_S": "30"}
+    log = tmp_path / "workers.log"
+    control_env = {**env, "SHEPHERD_WORKER_QUEUES": f.control}
+
+    def cluster_worker() -> subprocess.Popen[bytes]:
+        return start(env, log, "--queues", f.usw2, "--max-activities", "2")
+
+    procs = [start(control_env, log), cluster_worker(), cluster_worker()]
+    job = new_job_id("backfill")
+    stops: list[tuple[int | None, float]] = []
+
+    async def all_running() -> bool:
+        p = await f.jobs.progress(job)
+        return sum(w.state == "running" and w.done > 0 for w in p.windows) + sum(
+            w.state == "done" for w in p.windows) == len(p.windows)
+
+    try:
+        await f.jobs.start_backfill(f.plan, job, "U_ALICE")
+        for k, replacement in ((1, cluster_worker), (2, cluster_worker), (0, lambda: start(control_env, log))):
+            for _ in range(600):
+                if await all_running():
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the windows never all ran:\n" + log.read_text()[-3000:])
+            began = time.monotonic()
+            procs[k].send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(procs[k].wait, 60)
+            stops.append((code, time.monotonic() - began))
+            procs[k] = replacement()
+        windows = await asyncio.wait_for(f.jobs.result(job), timeout=150)
+        final = await f.jobs.progress(job)
+        ran = await windows_by_worker(temporal_env.client, [w.workflow_id or "" for w in final.windows])
+        in_clickhouse = f.chdb.day_counts()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+        f.chdb.stop()
+        f.pool.close()
+    print("worker stops (exit code, seconds):", stops)
+    assert all(code == 0 and seconds < 20 for code, seconds in stops), stops  # handed back, not the whole drain
+    assert all(w["state"] == "done" for w in windows)
+    assert all(completed == 1 for _, completed, _ in ran.values())  # each window completed exactly once
+    handed_back = [w for w in final.windows if w.attempt >= 2]
+    assert handed_back and all(w.resumed_from for w in handed_back), final.windows
+    exact_counts(f, in_clickhouse)
