@@ -1,4 +1,4 @@
-"""The `shepherd` command: `dev`, `serve`, `worker`, and `plan backfill|purge` for scripts and benchmarks.
+"""The `shepherd` command: `dev`, `serve`, `worker`, `doctor`, and `plan backfill|purge` for scripts and benchmarks.
 
 Every value is checked before anything starts; bad input prints one line (and the usage) and
 exits 2. Errors Shepherd raises on purpose are printed as their reply, never as a traceback.
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.cli.verify import add_verify_parser
 
     add_verify_parser(sub)
+    doctor = sub.add_parser("doctor", help="check every configured connection; exit 1 if a required one is down")
+    doctor.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     plan = sub.add_parser("plan", help="plan a backfill or a purge (reads volumes, changes nothing)")
     kinds = plan.add_subparsers(dest="kind", required=True, parser_class=_Parser)
@@ -105,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.cli.verify import run_verify
 
             return run_verify(settings, args, today=date.today())
+        if args.command == "doctor":
+            from bot.cli.doctor import run_doctor
+
+            return run_doctor(settings)
         if args.command == "plan":
             from bot.cli.plan import run_plan
 

@@ -46,7 +46,7 @@ class QueueWatch:
         self.client, self.after_s, self.clock = client, after_s, clock
         self._unpolled_since: dict[str, float] = {}  # queue -> when this monitor first found it unpolled
 
-    async def _last_poll(self, queue: str) -> float | None:
+    async def last_poll(self, queue: str) -> float | None:
         resp = await self.client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
             namespace=self.client.namespace, task_queue=TaskQueue(name=queue),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW), timeout=timedelta(seconds=5))
@@ -58,7 +58,7 @@ class QueueWatch:
         now = self.clock()
         for queue in sorted(set(queues)):
             try:
-                last = await self._last_poll(queue)
+                last = await self.last_poll(queue)
             except Exception as err:  # Temporal unreachable: the job's own reads fail and say so
                 log.info("monitor: cannot describe task queue %s: %s", queue, err)
                 continue
