@@ -11,7 +11,7 @@ handed back the same way.
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 WORKER_STOPPING = "WorkerStopping"
 
@@ -21,7 +21,9 @@ def stopping() -> bool:
 
 
 def handed_back(where: str) -> ApplicationError:
-    return ApplicationError(f"worker stopping: handed back {where}; another worker resumes it", type=WORKER_STOPPING)
+    # BENIGN: an expected hand-back, logged by the SDK at debug level (no traceback in a clean stop's log).
+    return ApplicationError(f"worker stopping: handed back {where}; another worker resumes it", type=WORKER_STOPPING,
+                            category=ApplicationErrorCategory.BENIGN)
 
 
 def hand_back_if_stopping(where: str) -> None:
