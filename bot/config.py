@@ -33,6 +33,7 @@ class Region(Strict):
     port: int = Field(default=8443, ge=1, le=65535)
     database: str = "default"
     tls: bool = True
+    ca_file: str | None = None  # a private CA (PEM path) that signs the server's certificate; None: system roots
     username_env: str | None = None  # name of the environment variable holding the user
     password_env: str | None = None  # name of the environment variable holding the password
 

@@ -57,3 +57,17 @@ async def test_a_missing_half_or_an_unreadable_file_is_named_without_contents(tm
 def test_plain_settings_keep_the_tls_flag() -> None:
     assert client_options(Settings())["tls"] is False
     assert client_options(Settings(temporal_tls=True))["tls"] is True
+
+
+def test_a_clickhouse_region_over_tls_names_its_ca_file() -> None:
+    from bot.adapters.clickhouse import connect_options
+    from bot.config import Region
+
+    env = {"CH_USER": "reader", "CH_PASSWORD": "pw-secret"}
+    region = Region(name="us-west-2", host="ch.usw2.internal", port=8443, database="analytics",
+                    ca_file="/etc/ssl/private-ca.pem", username_env="CH_USER", password_env="CH_PASSWORD")
+    assert connect_options(region, env) == {
+        "host": "ch.usw2.internal", "port": 8443, "secure": True, "database": "analytics", "username": "reader",
+        "password": "pw-secret", "ca_cert": "/etc/ssl/private-ca.pem"}
+    plain = region.model_copy(update={"tls": False})
+    assert "ca_cert" not in connect_options(plain, env) and connect_options(plain, env)["secure"] is False
