@@ -24,6 +24,7 @@ from commands.progress import Event
 
 log = logging.getLogger(__name__)
 WAITING = ("pending", "running")
+ASK_EVERY_S = 2.0
 
 
 def backfill_queues(p: BackfillProgress, config: ShepherdConfig, control: str) -> set[str]:
@@ -45,6 +46,7 @@ class QueueWatch:
     def __init__(self, client: Any, after_s: float, clock: Callable[[], float] = time.time) -> None:
         self.client, self.after_s, self.clock = client, after_s, clock
         self._unpolled_since: dict[str, float] = {}  # queue -> when this monitor first found it unpolled
+        self._asked: dict[str, tuple[float, float | None]] = {}  # queue -> (asked at, last poll): one ask a tick
 
     async def last_poll(self, queue: str) -> float | None:
         resp = await self.client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
@@ -58,7 +60,10 @@ class QueueWatch:
         now = self.clock()
         for queue in sorted(set(queues)):
             try:
-                last = await self.last_poll(queue)
+                asked_at, last = self._asked.get(queue, (float("-inf"), None))
+                if now - asked_at > ASK_EVERY_S:  # many jobs waiting on one queue: Temporal is asked once
+                    last = await self.last_poll(queue)
+                    self._asked[queue] = (now, last)
             except Exception as err:  # Temporal unreachable: the job's own reads fail and say so
                 log.info("monitor: cannot describe task queue %s: %s", queue, err)
                 continue

@@ -95,3 +95,26 @@ def test_a_purge_summary_names_the_workers_of_each_cluster() -> None:
     text = str(summary.blocks)
     assert "voice-prod: 2/2 chunks, 30 rows deleted (on 7@usw2, 8@usw2)" in text
     assert re.search(r"chat-prod: 1/1 chunks, 5 rows deleted(?! \(on)", text)
+
+
+def test_a_running_job_waits_on_its_own_queue_and_its_unfinished_clusters_queues() -> None:
+    from bot.monitor.queue_watch import backfill_queues, no_worker_text, purge_queues
+    from bot.temporal.models import ChunkState, PurgeProgress
+
+    config = config_with({"voice-prod": "shepherd-usw2", "chat-prod": "shepherd-chat"})
+    windows = [WindowState(key="a", customer="spirit", cluster="voice-prod", start="2026-01-01", end="2026-01-05"),
+               WindowState(key="b", customer="hilton", cluster="chat-prod", start="2026-01-01", end="2026-01-05",
+                           state="done"),
+               WindowState(key="c", customer="oportun", cluster="us-east-2", start="2026-01-01", end="2026-01-05",
+                           state="running")]
+    p = BackfillProgress(job_id="b-1", state="running", parallel=2, paused=False, start_at=None, windows=windows)
+    assert backfill_queues(p, config, "shepherd") == {"shepherd", "shepherd-usw2"}
+    p.state = "paused"
+    assert backfill_queues(p, config, "shepherd") == set()
+    chunks = {"voice-prod": [ChunkState(0, "spirit", "scores", "2026-01-01", "2026-01-01", 5, state="done")],
+              "chat-prod": [ChunkState(0, "hilton", "scores", "2026-01-01", "2026-01-01", 5)]}
+    purge = PurgeProgress(job_id="p-1", state="running", paused=False, stop_reason=None, clusters=chunks)
+    assert purge_queues(purge, config, "shepherd") == {"shepherd", "shepherd-chat"}
+    assert no_worker_text("shepherd-usw2", 125) == (
+        ":warning: no worker on shepherd-usw2 for 2 min: the job waits until one polls it"
+        " (`shepherd worker --queues shepherd-usw2`)")
