@@ -72,6 +72,10 @@ def worker_queues(settings: Settings, config: ShepherdConfig) -> list[str]:
     return queues
 
 
+def queues_text(queues: Sequence[str]) -> str:
+    return f"task queue{'s' if len(queues) > 1 else ''} {', '.join(queues)}"
+
+
 async def connect_temporal(settings: Settings, address: str | None, runtime: Any = None) -> Client:
     if not address:
         raise UserInputError("no Temporal address: set SHEPHERD_TEMPORAL_ADDRESS (or use `shepherd dev`)")
@@ -138,8 +142,7 @@ def run_worker(settings: Settings, args: argparse.Namespace | None = None) -> in
             runtime = sdk_metrics_runtime(settings)
             with open_runtime(settings, temporal=False) as rt:
                 queues = worker_queues(settings, rt.config)
-                print(f"shepherd worker on task queue{'s' if len(queues) > 1 else ''} {', '.join(queues)} "
-                      f"at {rt.temporal_address}", flush=True)
+                print(f"shepherd worker on {queues_text(queues)} at {rt.temporal_address}", flush=True)
                 await run_worker_until(rt, stop, max_activities=max_activities, ops=ops, runtime=runtime,
                                        queues=queues, ready=lambda client: ready(client, ops))
 
