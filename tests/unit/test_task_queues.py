@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from temporalio.converter import DataConverter
 
 from bot.backfill.service import JobService, window_specs
 from bot.cli.worker import add_worker_parser, apply_worker_args, worker_queues
@@ -18,6 +21,7 @@ from bot.monitor.job_view import snapshots
 from bot.settings import Settings
 from bot.slack import status_blocks
 from bot.temporal.models import BackfillProgress, WindowState
+from bot.temporal.window_table import specs_of
 from commands.models import CustomerRef, DateRange, DayVolume
 from commands.schedule import plan_backfill
 
@@ -62,14 +66,21 @@ def backfill_plan() -> Any:
     return plan_backfill(volumes, refs, RANGE, config.windows, config.throughput, 2, window_override=10)
 
 
+def job_input(config: Any, plan: Any) -> Any:
+    client = SimpleNamespace(data_converter=DataConverter.default)  # what _job_input sizes the input with
+    return JobService(client, None, config, "shepherd")._job_input(  # type: ignore[arg-type]
+        "b-1", plan, window_specs(plan), 2, run=1)
+
+
 def test_each_window_goes_to_its_clusters_queue_unless_an_in_house_queue_is_set() -> None:
     plan = backfill_plan()
     config = config_with({"voice-prod": "shepherd-usw2"})
-    inp = JobService(None, None, config, "shepherd")._job_input("b-1", plan, window_specs(plan), 2, run=1)  # type: ignore[arg-type]
-    assert {(w.cluster, w.task_queue) for w in inp.windows} == {("chat-prod", None), ("voice-prod", "shepherd-usw2")}
+    inp = job_input(config, plan)
+    assert {(w.cluster, w.task_queue) for w in specs_of(inp.table)} == {
+        ("chat-prod", None), ("voice-prod", "shepherd-usw2")}
     inhouse = config_with({"voice-prod": "shepherd-usw2"}, window_task_queue="theirs")
-    inp = JobService(None, None, inhouse, "shepherd")._job_input("b-1", plan, window_specs(plan), 2, run=1)  # type: ignore[arg-type]
-    assert {w.task_queue for w in inp.windows} == {None} and inp.window_task_queue == "theirs"
+    inp = job_input(inhouse, plan)
+    assert {w.task_queue for w in specs_of(inp.table)} == {None} and inp.window_task_queue == "theirs"
 
 
 def test_the_status_and_summary_say_which_worker_ran_each_window() -> None:
@@ -118,3 +129,18 @@ def test_a_running_job_waits_on_its_own_queue_and_its_unfinished_clusters_queues
     assert no_worker_text("shepherd-usw2", 125) == (
         ":warning: no worker on shepherd-usw2 for 2 min: the job waits until one polls it"
         " (`shepherd worker --queues shepherd-usw2`)")
+
+
+def test_the_window_columns_carry_each_clusters_queue_and_each_windows_worker() -> None:
+    from bot.temporal.window_table import states_of, table_of, window_states
+
+    plan = backfill_plan()
+    config = config_with({"voice-prod": "shepherd-usw2"})
+    again = specs_of(job_input(config, plan).table)
+    assert {(s.cluster, s.task_queue) for s in again} == {("chat-prod", None), ("voice-prod", "shepherd-usw2")}
+    assert table_of([dataclasses.replace(s, task_queue=None) for s in again]).queues == []  # as tables always were
+    windows = window_states(again, None, lambda s: s.key)
+    windows[0].state, windows[0].started, windows[0].worker = "done", "2026-02-01T00:00:00+00:00", "7@usw2"
+    states = states_of(again, windows, "2026-02-01T00:00:00+00:00")
+    assert states.workers == ["7@usw2"] and states.worker[0] == 0
+    assert window_states(again, states, lambda s: s.key)[0].worker == "7@usw2"
