@@ -22,3 +22,7 @@ class ActivityDeps:
     state: Any  # psycopg ConnectionPool: the bot's schema (locks, jobs)
     lookup: ClusterLookup
     clock: Callable[[], datetime] = field(default=utc_now)
+    # The Temporal identity of the worker running the activities (set by build_worker from its client);
+    # results carry it, so a job shows which worker ran each window or chunk.
+    worker_identity: str = ""
+
