@@ -92,6 +92,9 @@ async def run_worker_until(rt: Runtime, stop: asyncio.Event, *, ready: Any = Non
     activities are measured and its readiness checked. `max_activities` is per queue."""
     client = await connect_temporal(rt.settings, rt.temporal_address, runtime)
     deps = ActivityDeps(rt.config, rt.source, rt.pool, rt.lookup)
+    if ops is not None:
+        gauge = ops.metrics.mutations_unfinished
+        deps.on_unfinished_mutations = lambda cluster, table, count: gauge.labels(cluster, table).set(count)
     polled = list(queues) if queues is not None else worker_queues(rt.settings, rt.config)
     interceptors = [ActivityMetrics(ops.metrics)] if ops is not None else []
     async with AsyncExitStack() as workers:

@@ -98,6 +98,7 @@ class PurgeActivities:
             if mine is None:
                 previous = self.target(found.client, inp, inp.previous, "p_") if inp.previous else None
                 live, previous_live, unfinished = target.guard(previous)
+                self._seen_unfinished(inp, unfinished)
                 if inp.previous is not None and previous_live > inp.previous.rows * (1 + inp.drift_tolerance):
                     raise ApplicationError(drift_reason(inp, previous_live, inp.previous),
                                            {"chunk": inp.previous.index}, type="DataDrift", non_retryable=True)
@@ -120,15 +121,22 @@ class PurgeActivities:
         return ChunkResult(c.index, deleted, mutation_id, round(time.monotonic() - began, 3), found.region,
                            self.deps.worker_identity)
 
+    def _seen_unfinished(self, inp: ChunkInput, count: int) -> None:
+        if self.deps.on_unfinished_mutations is not None:
+            self.deps.on_unfinished_mutations(inp.cluster, inp.chunk.table, count)
+
     def _wait_for_queue(self, target: Target, inp: ChunkInput, beat: dict[str, Any]) -> int:
         """No new mutation while the table has more than `max_unfinished_mutations` unfinished."""
-        while (unfinished := target.unfinished()) > inp.max_unfinished_mutations:
+        while True:
+            unfinished = target.unfinished()
+            self._seen_unfinished(inp, unfinished)
+            if unfinished <= inp.max_unfinished_mutations:
+                return unfinished
             activity.heartbeat({**beat, "waiting_for_queue": unfinished})
             activity.wait_for_cancelled_sync(QUEUE_POLL_S)
             hand_back_if_stopping(f"chunk {inp.chunk.index} of {inp.cluster} before its delete")
             if activity.is_cancelled():
                 raise _cancelled(target, None)
-        return unfinished
 
     def _wait_for(self, target: Target, mutation_id: str | None, live: int,
                   beat: dict[str, Any], ahead: int = 0) -> tuple[str, int]:
