@@ -90,6 +90,8 @@ class JobService:
                    run: int) -> BackfillJobInput:
         """The windows travel in columns (`table`), whatever the plan's size; refused if still too large."""
         bf = self.config.backfill
+        if bf.window_task_queue is None:  # Shepherd's own windows run on their cluster's queue
+            specs = [replace(s, task_queue=self.config.cluster_queue(s.cluster)) for s in specs]
         inp = BackfillJobInput(
             job_id=job_id, plan_hash=plan.plan_hash, windows=[], table=table_of(specs), parallel=parallel,
             window_workflow=bf.window_workflow, window_task_queue=bf.window_task_queue,
@@ -230,6 +232,8 @@ class JobService:
             return {}
         for pending in desc.raw_description.pending_activities:
             beat: dict[str, Any] = {"attempt": pending.attempt}
+            if pending.last_worker_identity:
+                beat["worker"] = pending.last_worker_identity
             if pending.HasField("last_heartbeat_time"):
                 beat["heartbeat_at"] = pending.last_heartbeat_time.ToDatetime(tzinfo=UTC).isoformat()
             if pending.last_failure.message:
@@ -257,6 +261,8 @@ class JobService:
             w.last_failure = str(beat["last_failure"])
         if beat.get("heartbeat_at"):
             w.heartbeat_at = str(beat["heartbeat_at"])
+        if beat.get("worker"):
+            w.worker = str(beat["worker"])
 
     # ---- act ---------------------------------------------------------------------------
 

@@ -296,7 +296,8 @@ class BackfillJob:
             inp.window_workflow,
             self._child_input(inp, spec),
             id=w.workflow_id,
-            task_queue=inp.window_task_queue or workflow.info().task_queue,
+            # The cluster's queue (its workers run near it); inputs recorded before it existed carry None.
+            task_queue=spec.task_queue or inp.window_task_queue or workflow.info().task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=job_attributes(inp.job_id, "backfill-window", [spec.customer], [spec.cluster],
                                              inp.requester) if inp.tag_windows else None,
@@ -330,6 +331,7 @@ class BackfillJob:
         w.region = found.get("region")
         w.resumed_from = found.get("resumed_from")
         w.attempt = int(found.get("attempt", w.attempt) or w.attempt)
+        w.worker = found.get("worker") or w.worker
         w.day = None
 
     async def _release(self, inp: BackfillJobInput, state: str, error: str | None) -> None:

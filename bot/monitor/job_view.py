@@ -35,7 +35,8 @@ def _at(text: str | None) -> datetime | None:
 
 def snapshots(p: BackfillProgress) -> list[WindowSnap]:
     return [WindowSnap(w.key, w.customer, w.cluster, w.start, w.end, w.state, w.attempt, w.done, w.total,
-                       _at(w.started), _at(w.finished), w.last_failure, w.region, _at(w.heartbeat_at))
+                       _at(w.started), _at(w.finished), w.last_failure, w.region, _at(w.heartbeat_at),
+                       w.worker)
             for w in p.windows]
 
 

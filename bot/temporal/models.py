@@ -23,6 +23,7 @@ class WindowSpec:
     end: str  # ISO date, inclusive
     conversations: int  # planned total
     est_hours_hi: float  # pessimistic estimate, sets the start-to-close timeout
+    task_queue: str | None = None  # the cluster's task queue; None: the job's window_task_queue or its own
 
 
 @dataclass
@@ -90,6 +91,7 @@ class WindowResult:
     resumed_from: str | None  # the day a retried attempt resumed from (None: from the start)
     seconds: float
     attempt: int = 1  # the activity attempt that finished the window
+    worker: str = ""  # the Temporal identity of the worker that ran it ("" from older workers)
 
 
 @dataclass
@@ -111,6 +113,7 @@ class WindowState:
     resumed_from: str | None = None  # a retried attempt resumed from this day (its last heartbeat)
     day: str | None = None  # the day being copied (from the running activity's heartbeat)
     heartbeat_at: str | None = None  # ISO time of the running activity's last heartbeat (from describe())
+    worker: str | None = None  # the worker running it (from describe()) or that finished it (its result)
 
 
 @dataclass
@@ -167,6 +170,8 @@ class WindowTable:
     days: list[int] = field(default_factory=list)  # end = start + days - 1
     conversations: list[int] = field(default_factory=list)  # planned
     est_centihours: list[int] = field(default_factory=list)  # est_hours_hi in hundredths of an hour, rounded up
+    # The task queue of each of `clusters` (same order; None: the job's own). Empty in tables made before it.
+    queues: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.start)
@@ -187,6 +192,8 @@ class StateTable:
     regions: list[str] = field(default_factory=list)
     region: list[int] = field(default_factory=list)  # index into regions, -1: none
     notes: list[list[Any]] = field(default_factory=list)  # [index, last_failure, resumed_from], only where set
+    workers: list[str] = field(default_factory=list)  # the Temporal identities of the workers that ran windows
+    worker: list[int] = field(default_factory=list)  # index into workers, -1: none (empty in older tables)
 
 
 @dataclass
@@ -247,6 +254,7 @@ class PurgeInput:
     drift_tolerance: float = 0.01
     heartbeat_timeout_s: float = 300.0
     max_attempts: int = 5
+    task_queues: dict[str, str] = field(default_factory=dict)  # cluster -> its task queue (absent: the job's)
 
 
 @dataclass
@@ -270,6 +278,7 @@ class ChunkResult:
     mutation_id: str | None
     seconds: float
     region: str
+    worker: str = ""  # the Temporal identity of the worker that ran it
 
 
 @dataclass
@@ -285,6 +294,7 @@ class ChunkState:
     started: str | None = None
     finished: str | None = None
     last_failure: str | None = None
+    worker: str | None = None
 
 
 @dataclass

@@ -41,8 +41,9 @@ def activities(deps: ActivityDeps) -> list[Any]:
 def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_activities: int = 16,
                  extra_workflows: Sequence[type] = (), extra_activities: Sequence[Any] = (),
                  heartbeat_throttle: timedelta = timedelta(seconds=HEARTBEAT_EVERY_S),
-                 interceptors: Sequence[Interceptor] = ()) -> Worker:
+                 interceptors: Sequence[Interceptor] = (), drain: timedelta = timedelta(0)) -> Worker:
     """A worker running every Shepherd workflow and activity (plus `extra_*`, for tests) on `task_queue`."""
+    deps.worker_identity = deps.worker_identity or client.identity
     return Worker(
         client,
         task_queue=task_queue,
@@ -54,4 +55,6 @@ def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_act
         # it bounds how fresh the progress the monitor reads can be.
         max_heartbeat_throttle_interval=heartbeat_throttle,
         interceptors=interceptors,
+        # On shutdown: stop polling, let activities hand back (bot/temporal/drain.py), then cancel the rest.
+        graceful_shutdown_timeout=drain,
     )

@@ -383,6 +383,37 @@ class Recorder:
                         events=["ActivityTaskCancelRequested", "WorkflowExecutionCanceled"], signals=["pause"])
         self.stop_worker()
 
+    async def cluster_queues(self) -> None:
+        """us-west-2 and us-east-2 on their own task queue ("record-west"), one worker polling it and the
+        control queue: a backfill whose windows run there, a purge whose chunks do."""
+        saved = self.raw
+        self.raw = {**saved, "clusters": [{**c, "task_queue": "record-west"} if c["name"] in ("us-west-2", "us-east-2")
+                                          else c for c in saved["clusters"]]}
+        (self.data / "shepherd.yml").write_text(yaml.safe_dump(self.raw))
+        try:
+            self.start_worker()
+            await self.ensure_worker()
+            jobs = self.jobs()
+            job = new_job_id("backfill")
+            await jobs.start_backfill(self.backfill_plan("care-oregon", "us-west-2", 0, 6, 3), job, "U_ALICE",
+                                      parallel=2)
+            done = await self.until("the backfill done", lambda: self._ended(jobs, job))
+            assert done.state == "done" and all(w.worker for w in done.windows), done
+            purge = new_job_id("purge")
+            await jobs.start_purge(self.purge_plan(9, 2), purge, "U_ALICE")
+            purged = await self.until("the purge done", lambda: self._purge_ended(jobs, purge))
+            assert purged.state == "done", purged
+            await self.save("backfill_job_cluster_queue", job_workflow_id("backfill", job), None,
+                            "BackfillJob on the control queue whose windows ran on their cluster's task queue",
+                            events=["ChildWorkflowExecutionCompleted", "WorkflowExecutionCompleted"])
+            await self.save("purge_cluster_queue", job_workflow_id("purge", purge), None,
+                            "Purge on the control queue whose chunks ran on their cluster's task queue",
+                            events=["WorkflowExecutionCompleted"])
+        finally:
+            self.raw = saved
+            (self.data / "shepherd.yml").write_text(yaml.safe_dump(saved))
+            self.stop_worker()
+
     # ---- reads -------------------------------------------------------------------------
 
     async def _ended(self, jobs: JobService, job: str) -> Any:
@@ -398,7 +429,7 @@ class Recorder:
 
 
 PATHS = ("crash_resume_and_failed_window", "control", "cancel", "purge_done_and_drift", "purge_pause_cancel",
-         "purge_key_ranges", "continue_as_new", "autopilot")
+         "purge_key_ranges", "continue_as_new", "cluster_queues", "autopilot")
 
 
 async def record(out: Path, paths: list[str]) -> None:
