@@ -23,7 +23,7 @@ from bot.temporal.worker import build_worker
 from commands.models import CustomerRef, DateRange, DayVolume, Throughput
 from commands.schedule import plan_backfill
 from tests.integration import contended_window as contended
-from tests.integration.test_monitor import TOKEN, Rig, drive
+from tests.integration.test_monitor import TOKEN, Rig, drive, flush
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 RANGE = DateRange(start=date(2026, 1, 3), end=date(2026, 1, 22))  # 4 windows of 5 days per customer
@@ -85,6 +85,7 @@ async def test_auto_finds_the_contended_resources_best_n_and_tells_the_thread(te
         monitor, poster = rig.monitor(), rig.poster()
         await drive(monitor, poster, done, every=0.3, limit=150)
         await drive(monitor, poster, done)  # one more tick: what happened since the last one is posted
+        await flush(rig, poster)
         final = await rig.jobs.progress(job)
         status = str(rig.emu.message("C_OPS", ts).blocks)
     assert f"{final.parallel} at once (autopilot)" in status, status
@@ -147,6 +148,7 @@ async def test_auto_goes_on_after_the_job_continues_as_new(temporal_env: Any, ma
         monitor, poster = rig.monitor(), rig.poster()
         await drive(monitor, poster, done, every=0.3, limit=150)
         await drive(monitor, poster, done)  # one more tick: what happened since the last one is posted
+        await flush(rig, poster)
         final = await rig.jobs.progress(job)
         assert (await handle.describe()).run_id != first_run, "the job continued as new"
     assert final.autopilot and all(w.state == "done" for w in final.windows)

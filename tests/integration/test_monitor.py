@@ -87,6 +87,16 @@ async def drive(monitor: Monitor, poster: SlackPoster, until: Any, every: float 
     raise TimeoutError("the monitor did not see the job through")
 
 
+async def flush(rig: Rig, poster: SlackPoster, limit: float = 30) -> None:
+    """Send every message still in the outbox: the poster paces a channel, so one pass sends one a channel."""
+    deadline = time.monotonic() + limit
+    while rig.outbox.pending_count():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{rig.outbox.pending_count()} messages still in the outbox after {limit} s")
+        await poster.run_once()
+        await asyncio.sleep(0.02)
+
+
 @asynccontextmanager
 async def monitor_rig(temporal_env: Any, make_demo: Any) -> AsyncIterator[Rig]:
     """A demo dataset, a worker running PacedWindow windows on its own queue, and the Slack stand-in."""
