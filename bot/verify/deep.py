@@ -1,0 +1,98 @@
+"""Deep verification (`--deep`): the count verification, then row checksums per (customer, day) on both
+sides, bisection by scorecard-id range inside each differing day, and the rows of the small differing
+segments only, named by kind (`commands.deep_rows`).
+
+Postgres and each cluster work at the same time in every step; the decisions between steps are the
+pure `commands.deep_bisect`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from typing import Any, TypeVar
+
+from bot.verify.checksums import ClickHouseChecksums, PostgresChecksums
+from bot.verify.service import VerifyService
+from commands.deep_bisect import Checksum, Segment, differing_days, merge_adjacent, next_round
+from commands.deep_report import DeepReport
+from commands.deep_rows import CardRow, ScoreRow, classify
+
+MAX_ROUNDS = 24  # 16-way splits: enough for any 64-bit id span
+T = TypeVar("T")
+
+
+class DeepVerifier:
+    def __init__(self, service: VerifyService) -> None:
+        self.service = service
+        self.config = service.config
+        self.postgres = PostgresChecksums(service.config, service.source)
+
+    def verify(self, customers: tuple[str, ...] | None = None, sample: int | None = None,
+               start: date | None = None, end: date | None = None, types: tuple[int, ...] | None = None,
+               seed: int | None = None, *, today: date | None = None) -> DeepReport:
+        began = time.perf_counter()
+        counts = self.service.verify(customers, sample, start, end, types, seed, today=today)
+        timings = {"counts": time.perf_counter() - began}
+        clusters = {r.name: r.cluster for r in self.service.registry.resolve(counts.customers)}
+        sides = {name: ClickHouseChecksums(self.config, self.service.lookup.connect(name).client)
+                 for name in sorted(set(clusters.values()))}
+
+        t0 = time.perf_counter()
+        members: dict[str, list[str]] = defaultdict(list)
+        for name, cluster in clusters.items():
+            members[cluster].append(name)
+        pg_days, ch_parts = self._both(
+            lambda: self.postgres.days(counts.customers, counts.start, counts.end),
+            {c: (lambda c=c: sides[c].days(members[c], counts.start, counts.end)) for c in sides})
+        ch_days = {k: v for part in ch_parts.values() for k, v in part.items()}
+        days = differing_days(pg_days, ch_days)
+        timings["days"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        step = next_round((s, pg_days.get((s.customer, s.day), Checksum()), ch_days.get((s.customer, s.day), Checksum()))
+                          for s in days.differing)
+        fetch, checked = list(step.fetch), 0
+        for _ in range(MAX_ROUNDS):
+            if not step.check:
+                break
+            segments = step.check
+            checked += len(segments)
+            pg_sums, ch_sums = self._both(lambda s=segments: self.postgres.segments(s),  # type: ignore[misc]
+                                          {c: (lambda c=c, s=segments: self._cluster_segments(sides[c], clusters, c, s))
+                                           for c in sides})
+            merged: dict[Segment, Checksum] = {}
+            for part in ch_sums.values():
+                merged.update(part)
+            step = next_round((s, pg_sums[i], merged.get(s, Checksum())) for i, s in enumerate(segments))
+            fetch += step.fetch
+        timings["bisect"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        leaves = merge_adjacent(fetch)
+        pg_rows, ch_rows = self._both(lambda: self.postgres.rows(leaves), {
+            c: (lambda c=c: sides[c].rows([s for s in leaves if clusters[s.customer] == c])) for c in sides})
+        ch_cards: list[CardRow] = [r for cards, _ in ch_rows.values() for r in cards]
+        ch_scores: list[ScoreRow] = [r for _, scores in ch_rows.values() for r in scores]
+        rows = classify(pg_rows[0], ch_cards, pg_rows[1], ch_scores, self.config.appeal_types)
+        timings["rows"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - began
+        fetched = len(pg_rows[0]) + len(pg_rows[1]) + len(ch_cards) + len(ch_scores)
+        return DeepReport(counts, rows, days.days, tuple((s.customer, s.day) for s in days.differing), checked,
+                          fetched, timings)
+
+    @staticmethod
+    def _cluster_segments(side: ClickHouseChecksums, clusters: dict[str, str], cluster: str,
+                          segments: Sequence[Segment]) -> dict[Segment, Checksum]:
+        mine = [s for s in segments if clusters[s.customer] == cluster]
+        return dict(zip(mine, side.segments(mine), strict=True))
+
+    def _both(self, postgres: Callable[[], T], clusters: dict[str, Callable[[], Any]]) -> tuple[T, dict[str, Any]]:
+        """Postgres and every cluster at the same time."""
+        with ThreadPoolExecutor(max_workers=1 + len(clusters)) as ex:
+            pg = ex.submit(postgres)
+            futures = {name: ex.submit(fn) for name, fn in clusters.items()}
+            return pg.result(), {name: f.result() for name, f in futures.items()}
