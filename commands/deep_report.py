@@ -50,7 +50,8 @@ class DeepReport:
 
 
 def kinds_phrase(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n:,} {KIND_TEXT[k]}" for k, n in counts.items())
+    """{"missing": 12, "appeal": 3} -> "missing in ClickHouse 12, appeal row present 3"."""
+    return ", ".join(f"{KIND_TEXT[k]} {n:,}" for k, n in counts.items())
 
 
 def deep_verdict(report: DeepReport) -> str:

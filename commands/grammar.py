@@ -24,7 +24,7 @@ USAGE: dict[str, str] = {
     "backfill resume": "/backfill resume JOB",
     "purge plan": "/purge plan <customers|all> [--types 1-3] [--from D] [--to D] [--clusters all|a,b] [--max-rows N]",
     "purge run": "/purge <customers|all> [--types 1-3] [--from D] [--to D] [--clusters all|a,b] [--max-rows N]",
-    "verify": "/verify <customers|all|sample:N> [--types 1-3] [--from D] [--to D] [--job JOB]",
+    "verify": "/verify <customers|all|sample:N> [--types 1-3] [--from D] [--to D] [--job JOB] [--deep]",
     "linear draft": "/linear draft TICKET [--jobs J1,J2 | --since D]",
     "linear post": "/linear post TICKET",
     "linear weekly": "/linear weekly [--team KEY]",
@@ -221,7 +221,7 @@ def _purge(words: list[str]) -> v.Command:
 def _verify(words: list[str]) -> v.Command:
     if not words or words[0].lower() == "help":
         return v.Help(topic="verify")
-    pos, opts = _options(words, "verify", set(), {"--from", "--to", "--types", "--job"})
+    pos, opts = _options(words, "verify", {"--deep"}, {"--from", "--to", "--types", "--job"})
     target = _one(pos, "verify", "the customers (names, all, or sample:N)")
     sample = None
     customers = None
@@ -234,6 +234,7 @@ def _verify(words: list[str]) -> v.Command:
         customers=customers, sample=sample, start=start, end=end,
         types=_value("verify", parse_types, opts["--types"]) if "--types" in opts else None,
         job=_job(opts["--job"], "verify") if "--job" in opts else None,
+        deep=bool(opts.get("--deep")),
     )
 
 

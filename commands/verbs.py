@@ -99,6 +99,7 @@ class Verify(_Cmd):
     end: date | None = None
     types: tuple[int, ...] | None = None
     job: str | None = None
+    deep: bool = False  # also compare every row's content (checksums), naming each differing row
 
 
 class LinearDraft(_Cmd):

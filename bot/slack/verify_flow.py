@@ -12,9 +12,11 @@ from bot.jobs.ids import new_job_id
 from bot.slack.deps import SlackDeps, Who
 from bot.slack.messages import Message, context, fields, header, note, section, table_sections
 from bot.slack.out import SlackOut
+from bot.verify.deep import DeepVerifier, record_deep
 from bot.verify.service import VerifyService
 from commands import render
 from commands import verbs as v
+from commands.deep_report import ROW_HEAD, DeepReport, deep_verdict, diff_rows, kinds_phrase
 from commands.verify_report import (
     MISMATCH_HEAD,
     VerifyReport,
@@ -29,8 +31,8 @@ SLACK_ROWS = 15  # mismatch rows shown in Slack; the CLI's --json lists all of t
 NAMED = 40  # mismatching customers named in Slack
 
 
-def verify_message(report: VerifyReport, job_id: str, requester: str) -> Message:
-    ok = "MATCH" if report.ok else "MISMATCH"
+def verify_message(report: VerifyReport, job_id: str, requester: str, deep: DeepReport | None = None) -> Message:
+    ok = "MATCH" if report.ok and (deep is None or deep.ok) else "MISMATCH"
     blocks: list[Block] = [
         header(f"Verification {job_id}: {ok}"),
         fields([
@@ -55,12 +57,33 @@ def verify_message(report: VerifyReport, job_id: str, requester: str) -> Message
         if rest:
             blocks.append(context(f"{rest:,} more rows not shown (of {len(report.mismatches):,}); "
                                   "`shepherd verify ... --json` lists them all"))
-    icon = ":white_check_mark:" if report.ok else ":x:"
-    blocks.append(section(f"{icon} {verdict(report)}"))
-    t = report.timings
+    if deep is not None:
+        blocks += deep_blocks(deep)
+    said = verdict(report) if deep is None else deep_verdict(deep)
+    icon = ":white_check_mark:" if ok == "MATCH" else ":x:"
+    blocks.append(section(f"{icon} {said}"))
+    t = report.timings if deep is None else {**report.timings, "total": deep.timings.get("total", 0.0)}
     blocks.append(context(f"requested by <@{requester}> · Postgres {t.get('postgres', 0):.1f} s · ClickHouse "
                           f"{t.get('clickhouse', 0):.1f} s · {t.get('total', 0):.1f} s in all"))
-    return Message(f"Verification {job_id}: {verdict(report)}", blocks)
+    return Message(f"Verification {job_id}: {said}", blocks)
+
+
+def deep_blocks(deep: DeepReport) -> list[Block]:
+    """The row-by-row part: a summary by kind and customer, and the first rows."""
+    blocks: list[Block] = [context(
+        f"Row by row: {deep.days_checked:,} customer-days checksummed, {len(deep.days_differing):,} differ; "
+        f"{deep.rows_fetched:,} rows fetched to name them")]
+    if deep.rows:
+        per = [f"{c} ({kinds_phrase(k)})" for c, k in deep.per_customer().items()]
+        more = f"; and {len(per) - NAMED} more" if len(per) > NAMED else ""
+        blocks.append(section(f"*Differing rows:* {kinds_phrase(deep.by_kind)}\n*By customer:* "
+                              + "; ".join(per[:NAMED]) + more))
+        rows, rest = diff_rows(deep, SLACK_ROWS)
+        blocks += table_sections(render.table(ROW_HEAD, rows, right={3, 4}).split("\n"))
+        if rest:
+            blocks.append(context(f"{rest:,} more rows not shown (of {len(deep.rows):,}); "
+                                  "`shepherd verify ... --deep --json` lists them all"))
+    return blocks
 
 
 class VerifyFlow:
@@ -85,13 +108,22 @@ class VerifyFlow:
             "all customers" if cmd.customers is None else ", ".join(cmd.customers[:5])
             + (f" and {len(cmd.customers) - 5} more" if len(cmd.customers) > 5 else ""))
         where = f"in the thread of {cmd.job}" if cmd.job else "here"
-        await who.reply(note(f":mag: Verifying {what} against Postgres; the report will be posted {where}."))
-        report = await self.deps.heavy.blocking(self.verify.verify, cmd.customers, cmd.sample, cmd.start, cmd.end,
-                                         cmd.types, None, today=today)
+        how = " row by row (--deep)" if cmd.deep else ""
+        await who.reply(note(f":mag: Verifying {what} against Postgres{how}; the report will be posted {where}."))
+        deep: DeepReport | None = None
+        if cmd.deep:
+            deep = await self.deps.heavy.blocking(DeepVerifier(self.verify).verify, cmd.customers, cmd.sample,
+                                                  cmd.start, cmd.end, cmd.types, None, today=today)
+            report = deep.counts
+        else:
+            report = await self.deps.heavy.blocking(self.verify.verify, cmd.customers, cmd.sample, cmd.start,
+                                                    cmd.end, cmd.types, None, today=today)
         job_id = new_job_id("verify")
         await asyncio.to_thread(self.verify.record, self.deps.records.pool, job_id, report, who.user, who.channel,
                                 cmd.job)
-        msg = verify_message(report, job_id, who.user)
+        if deep is not None:
+            await asyncio.to_thread(record_deep, self.deps.records.pool, job_id, deep)
+        msg = verify_message(report, job_id, who.user, deep)
         if thread is not None:
             await self.out.post(thread[0], msg, thread_ts=thread[1])
         else:

@@ -30,8 +30,9 @@ PG_HASH = "('x' || substr(md5(convert_to({text}, 'UTF8')), 1, 16))::bit(64)::big
 PG_DAY = "(s.{at} AT TIME ZONE 'UTC')::date"
 PG_EPOCH = "floor(extract(epoch FROM s.{at}))::bigint"
 PG_BITS = "(('x' || encode(float4send(x.value), 'hex'))::bit(32))::bigint"
-PG_CARD_TEXT = f"concat_ws('|', s.{{c}}, to_char({PG_DAY}, 'YYYY-MM-DD'), s.id, s.conversation_id, s.{{ty}}, {PG_EPOCH})"
-PG_SCORE_TEXT = f"concat_ws('|', s.{{c}}, to_char({PG_DAY}, 'YYYY-MM-DD'), x.scorecard_id, x.criterion_id, {PG_BITS})"
+PG_DAY_TEXT = f"to_char({PG_DAY}, 'YYYY-MM-DD')"
+PG_CARD_TEXT = f"concat_ws('|', s.{{c}}, {PG_DAY_TEXT}, s.id, s.conversation_id, s.{{ty}}, {PG_EPOCH})"
+PG_SCORE_TEXT = f"concat_ws('|', s.{{c}}, {PG_DAY_TEXT}, x.scorecard_id, x.criterion_id, {PG_BITS})"
 
 CH_EPOCH = "toUnixTimestamp(created_at)"
 CH_BITS = "reinterpretAsUInt32(value)"

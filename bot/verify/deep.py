@@ -8,21 +8,24 @@ pure `commands.deep_bisect`.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from functools import partial
 from typing import Any, TypeVar
 
 from bot.verify.checksums import ClickHouseChecksums, PostgresChecksums
-from bot.verify.service import VerifyService
-from commands.deep_bisect import Checksum, Segment, differing_days, merge_adjacent, next_round
-from commands.deep_report import DeepReport
+from bot.verify.service import STORED_MISMATCHES, VerifyService
+from commands.deep_bisect import EMPTY, Checksum, Segment, differing_days, merge_adjacent, next_round
+from commands.deep_report import DeepReport, deep_json
 from commands.deep_rows import CardRow, ScoreRow, classify
 
 MAX_ROUNDS = 24  # 16-way splits: enough for any 64-bit id span
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class DeepVerifier:
@@ -46,14 +49,14 @@ class DeepVerifier:
         for name, cluster in clusters.items():
             members[cluster].append(name)
         pg_days, ch_parts = self._both(
-            lambda: self.postgres.days(counts.customers, counts.start, counts.end),
-            {c: (lambda c=c: sides[c].days(members[c], counts.start, counts.end)) for c in sides})
+            partial(self.postgres.days, counts.customers, counts.start, counts.end),
+            {c: partial(sides[c].days, members[c], counts.start, counts.end) for c in sides})
         ch_days = {k: v for part in ch_parts.values() for k, v in part.items()}
         days = differing_days(pg_days, ch_days)
         timings["days"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        step = next_round((s, pg_days.get((s.customer, s.day), Checksum()), ch_days.get((s.customer, s.day), Checksum()))
+        step = next_round((s, pg_days.get((s.customer, s.day), EMPTY), ch_days.get((s.customer, s.day), EMPTY))
                           for s in days.differing)
         fetch, checked = list(step.fetch), 0
         for _ in range(MAX_ROUNDS):
@@ -61,20 +64,21 @@ class DeepVerifier:
                 break
             segments = step.check
             checked += len(segments)
-            pg_sums, ch_sums = self._both(lambda s=segments: self.postgres.segments(s),  # type: ignore[misc]
-                                          {c: (lambda c=c, s=segments: self._cluster_segments(sides[c], clusters, c, s))
-                                           for c in sides})
+            pg_sums, ch_sums = self._both(
+                partial(self.postgres.segments, segments),
+                {c: partial(_cluster_segments, sides[c], [s for s in segments if clusters[s.customer] == c])
+                 for c in sides})
             merged: dict[Segment, Checksum] = {}
             for part in ch_sums.values():
                 merged.update(part)
-            step = next_round((s, pg_sums[i], merged.get(s, Checksum())) for i, s in enumerate(segments))
+            step = next_round((s, pg_sums[i], merged.get(s, EMPTY)) for i, s in enumerate(segments))
             fetch += step.fetch
         timings["bisect"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         leaves = merge_adjacent(fetch)
-        pg_rows, ch_rows = self._both(lambda: self.postgres.rows(leaves), {
-            c: (lambda c=c: sides[c].rows([s for s in leaves if clusters[s.customer] == c])) for c in sides})
+        pg_rows, ch_rows = self._both(partial(self.postgres.rows, leaves), {
+            c: partial(sides[c].rows, [s for s in leaves if clusters[s.customer] == c]) for c in sides})
         ch_cards: list[CardRow] = [r for cards, _ in ch_rows.values() for r in cards]
         ch_scores: list[ScoreRow] = [r for _, scores in ch_rows.values() for r in scores]
         rows = classify(pg_rows[0], ch_cards, pg_rows[1], ch_scores, self.config.appeal_types)
@@ -84,15 +88,23 @@ class DeepVerifier:
         return DeepReport(counts, rows, days.days, tuple((s.customer, s.day) for s in days.differing), checked,
                           fetched, timings)
 
-    @staticmethod
-    def _cluster_segments(side: ClickHouseChecksums, clusters: dict[str, str], cluster: str,
-                          segments: Sequence[Segment]) -> dict[Segment, Checksum]:
-        mine = [s for s in segments if clusters[s.customer] == cluster]
-        return dict(zip(mine, side.segments(mine), strict=True))
-
-    def _both(self, postgres: Callable[[], T], clusters: dict[str, Callable[[], Any]]) -> tuple[T, dict[str, Any]]:
+    def _both(self, postgres: Callable[[], T], clusters: Mapping[str, Callable[[], U]]) -> tuple[T, dict[str, U]]:
         """Postgres and every cluster at the same time."""
         with ThreadPoolExecutor(max_workers=1 + len(clusters)) as ex:
             pg = ex.submit(postgres)
             futures = {name: ex.submit(fn) for name, fn in clusters.items()}
             return pg.result(), {name: f.result() for name, f in futures.items()}
+
+
+def _cluster_segments(side: ClickHouseChecksums, mine: Sequence[Segment]) -> dict[Segment, Checksum]:
+    return dict(zip(mine, side.segments(mine), strict=True))
+
+
+def record_deep(pool: Any, job_id: str, report: DeepReport) -> None:
+    """Complete a recorded verification (`VerifyService.record`, which keeps the counts) with the deep part:
+    its verdict decides the job's state, and the first rows are kept with it."""
+    doc = deep_json(report, cap=STORED_MISMATCHES)
+    with pool.connection() as conn:
+        conn.execute("UPDATE shepherd.jobs SET state = %s, plan = %s, error = %s WHERE id = %s",
+                     ("done" if report.ok else "mismatch", json.dumps(doc), None if report.ok else doc["verdict"][:500],
+                      job_id))

@@ -59,7 +59,9 @@ def test_a_clean_dataset_verifies_clean_row_by_row(clean: Any) -> None:
     assert deep_text(report).splitlines()[-1].startswith("Verdict: MATCH: 95 of 95 customers match Postgres row by row")
 
 
-def test_every_kind_of_difference_is_named_exactly(make_demo: Callable[..., Any]) -> None:
+@pytest.fixture(scope="module")
+def injected(make_demo: Callable[..., Any]) -> tuple[Any, dict[str, Any]]:
+    """A clean demo with differences of every kind injected; and the ids they touched."""
     env = make_demo(scale=0.002)
     purge_appeals(env)
     ch, oregon = env.ch("chat-prod"), env.ch("us-west-2")
@@ -68,7 +70,8 @@ def test_every_kind_of_difference_is_named_exactly(make_demo: Callable[..., Any]
     dup_card, = _cards(env, "hilton", HILTON[1], 1)
     rescored, changed_card = _cards(env, "hilton", HILTON[2], 2)
     swap_lost, swap_dup = _cards(env, "hilton", HILTON[3], 2)
-    rescored_crit, lost_crit, dup_crit = _criteria(env, rescored)[0], _criteria(env, swap_lost)[1], _criteria(env, swap_dup)[0]
+    rescored_crit, lost_crit = _criteria(env, rescored)[0], _criteria(env, swap_lost)[1]
+    dup_crit = _criteria(env, swap_dup)[0]
     deleted_crits = _criteria(env, deleted)
 
     # ClickHouse: a scorecard deleted with its scores; a scorecard duplicated; one score lost and another
@@ -94,7 +97,15 @@ def test_every_kind_of_difference_is_named_exactly(make_demo: Callable[..., Any]
         conn.execute("UPDATE scores SET value = value + 1 WHERE scorecard_id = %s AND criterion_id = %s",
                      (rescored, rescored_crit))
         conn.execute("UPDATE scorecards SET conversation_id = conversation_id + 1 WHERE id = %s", (changed_card,))
+    return env, {"deleted": deleted, "deleted_crits": deleted_crits, "dup_card": dup_card, "rescored": rescored,
+                 "rescored_crit": rescored_crit, "changed_card": changed_card, "swap_lost": swap_lost,
+                 "lost_crit": lost_crit, "swap_dup": swap_dup, "dup_crit": dup_crit}
 
+
+def test_every_kind_of_difference_is_named_exactly(injected: tuple[Any, dict[str, Any]]) -> None:
+    env, ids = injected
+    deleted, deleted_crits, dup_card, rescored, rescored_crit, changed_card, swap_lost, lost_crit, swap_dup, \
+        dup_crit = ids.values()
     report = deep(env).verify()
     got = {(d.customer, d.table, d.kind, d.scorecard_id, d.criterion_id, d.columns) for d in report.rows}
     assert got == {
@@ -128,3 +139,53 @@ def test_every_kind_of_difference_is_named_exactly(make_demo: Callable[..., Any]
     text = deep_text(report)
     assert "MISMATCH: 2 of 95 customers differ" in text and "appeal row present" in text
     assert report.rows_fetched < 2000  # only small segments were read, not the differing days whole
+
+
+def test_a_narrow_deep_check_sees_only_its_scope(injected: tuple[Any, dict[str, Any]]) -> None:
+    env, ids = injected
+    report = deep(env).verify(("hilton",), start=HILTON[2], end=HILTON[2])
+    assert report.counts.ok and not report.ok  # the counts match; the content does not
+    assert {(d.kind, d.scorecard_id) for d in report.rows} == {("changed", ids["rescored"]),
+                                                              ("changed", ids["changed_card"])}
+    assert deep_text(report).splitlines()[-1].endswith("The counts alone match: only the checksums see these.")
+
+
+async def test_slack_shows_a_summary_and_the_first_rows(injected: tuple[Any, dict[str, Any]]) -> None:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.jobs.approvals import Approvals
+    from bot.jobs.audit import AuditLog
+    from bot.jobs.records import JobRecords
+    from bot.planning import PlanningService
+    from bot.slack.deps import SlackDeps, Who
+    from bot.slack.out import SlackOut
+    from bot.slack.verify_flow import VerifyFlow
+    from bot.standins.slack.emulator import SlackEmulator
+    from commands.grammar import parse
+
+    env, ids = injected
+    replies: list[dict[str, Any]] = []
+
+    async def respond(**kwargs: Any) -> None:
+        replies.append(kwargs)
+
+    with SlackEmulator(signing_secret="s", bot_token="xoxb-t") as emu:
+        emu.add_user("U_ALICE", "alice")
+        emu.add_channel("C_OPS", "ops", members=["U_ALICE"])
+        client = AsyncWebClient(token="xoxb-t", base_url=emu.api_url)
+        registry = CustomerRegistry.from_config(env.config)
+        deps = SlackDeps(env.config, PlanningService(env.config, registry, env.pool, env.lookup), None,  # type: ignore[arg-type]
+                         JobRecords(env.pool), Approvals(env.pool, env.config.access), AuditLog(env.pool), client)
+        flow = VerifyFlow(deps, SlackOut(client, deps.records),
+                          VerifyService(env.config, registry, env.pool, env.lookup))
+        job_id = await flow.run(parse("/verify", "hilton --deep"), Who("U_ALICE", "C_OPS", "ops", respond))  # type: ignore[arg-type]
+        assert "row by row (--deep)" in replies[-1]["text"]
+        msg = emu.messages("C_OPS")[-1]
+        assert msg.text.startswith(f"Verification {job_id}: MISMATCH: 1 of 1 customers differ")
+        blocks = str(msg.blocks)
+        assert "Differing rows:" in blocks and "hilton (" in blocks and "changed" in blocks
+        assert str(ids["rescored"]) in blocks  # the first rows are listed
+        row = JobRecords(env.pool).get(job_id)
+        assert row.state == "mismatch" and row.plan is not None
+        assert row.plan["deep"]["by_kind"]["changed"] == 2 and len(row.plan["deep"]["rows"]) <= 20
+        assert emu.contract_violations == []
