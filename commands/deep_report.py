@@ -4,7 +4,6 @@ and per day, as text (CLI, Slack) and as JSON (every row)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -126,14 +125,3 @@ def deep_json(report: DeepReport, cap: int | None = None) -> dict[str, Any]:
         },
     })
     return doc
-
-
-def slack_summary(report: DeepReport, cap: int = 10) -> Sequence[str]:
-    """What Slack shows of the deep part: the summary lines and the first `cap` rows."""
-    lines = _summary_lines(report)
-    if report.rows:
-        rows, rest = diff_rows(report, cap)
-        lines.append(table(ROW_HEAD, rows, right={3, 4}))
-        if rest:
-            lines.append(f"... and {rest:,} more rows; `shepherd verify --deep --json` lists them all")
-    return lines
