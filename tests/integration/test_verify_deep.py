@@ -189,3 +189,31 @@ async def test_slack_shows_a_summary_and_the_first_rows(injected: tuple[Any, dic
         assert row.state == "mismatch" and row.plan is not None
         assert row.plan["deep"]["by_kind"]["changed"] == 2 and len(row.plan["deep"]["rows"]) <= 20
         assert emu.contract_violations == []
+
+
+def test_the_cli_lists_every_row_as_json(tmp_path: Any) -> None:
+    """`shepherd verify --deep --json` in its own process on the embedded stack (loaded as before the
+    cleanup: the appeal rows are the only difference, and every one of them is listed)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "stack"
+    data.mkdir()
+    (data / "demo.json").write_text(json.dumps({"scale": 0.002, "seed": 7}))
+    script = ("import argparse, sys; from datetime import date; from bot.settings import Settings;"
+              " from bot.cli.verify import add_verify_parser, run_verify; p = argparse.ArgumentParser();"
+              " add_verify_parser(p.add_subparsers(dest='command')); a = p.parse_args(['verify', *sys.argv[1:]]);"
+              " sys.exit(run_verify(Settings(), a, date(2026, 2, 24)))")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SHEPHERD_")}, "SHEPHERD_DATA_DIR": str(data)}
+    done = subprocess.run([sys.executable, "-c", script, "care-oregon", "--deep", "--json"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 1, done.stderr
+    doc = json.loads(done.stdout)
+    rows, totals = doc["deep"]["rows"], doc["totals"]
+    assert len(rows) == totals["appeal_scorecards"] + totals["appeal_scores"] > 20
+    assert doc["deep"]["rows_not_listed"] == 0
+    assert {r["kind"] for r in rows} == {"appeal"} and {r["customer"] for r in rows} == {"care-oregon"}
+    assert all(r["clickhouse"]["scorecard_id"] == r["scorecard_id"] and r["postgres"] is None for r in rows)
+    assert doc["deep"]["by_kind"] == {"appeal": len(rows)} and doc["ok"] is False
