@@ -13,15 +13,16 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, TypeVar
 
 from bot.verify.checksums import ClickHouseChecksums, PostgresChecksums
 from bot.verify.service import STORED_MISMATCHES, VerifyService
-from commands.deep_bisect import EMPTY, Checksum, Segment, differing_days, merge_adjacent, next_round
+from commands.deep_bisect import EMPTY, Checksum, DayChecks, Segment, differing_days, merge_adjacent, next_round
 from commands.deep_report import DeepReport, deep_json
-from commands.deep_rows import CardRow, ScoreRow, classify
+from commands.deep_rows import CardRow, RowDiff, ScoreRow, classify
+from commands.models import DateRange
 
 MAX_ROUNDS = 24  # 16-way splits: enough for any 64-bit id span
 T = TypeVar("T")
@@ -38,9 +39,29 @@ class DeepVerifier:
                start: date | None = None, end: date | None = None, types: tuple[int, ...] | None = None,
                seed: int | None = None, *, today: date | None = None) -> DeepReport:
         began = time.perf_counter()
-        counts = self.service.verify(customers, sample, start, end, types, seed, today=today)
-        timings = {"counts": time.perf_counter() - began}
-        clusters = {r.name: r.cluster for r in self.service.registry.resolve(counts.customers)}
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            counting = ex.submit(self.service.verify, customers, sample, start, end, types, seed, today=today)
+            if sample is None:  # the scope is known now: checksum the days while the counts run
+                refs = self.service.registry.resolve(customers)
+                rng = self.service.range_for(start, end, today or datetime.now(UTC).date())
+                try:
+                    found = self._deep(tuple(r.name for r in refs), {r.name: r.cluster for r in refs}, rng)
+                finally:
+                    counts = counting.result()
+            else:  # the sample's draw decides the scope
+                counts = counting.result()
+                refs = self.service.registry.resolve(counts.customers)
+                found = self._deep(counts.customers, {r.name: r.cluster for r in refs},
+                                   DateRange(start=counts.start, end=counts.end))
+        rows, days, checked, fetched, timings = found
+        timings.update({"counts": counts.timings.get("total", 0.0), "total": time.perf_counter() - began})
+        return DeepReport(counts, rows, days.days, tuple((s.customer, s.day) for s in days.differing), checked,
+                          fetched, timings)
+
+    def _deep(self, names: tuple[str, ...], clusters: dict[str, str], rng: DateRange
+              ) -> tuple[tuple[RowDiff, ...], DayChecks, int, int, dict[str, float]]:
+        """Day checksums, bisection and the rows of the small differing segments."""
+        timings: dict[str, float] = {}
         sides = {name: ClickHouseChecksums(self.config, self.service.lookup.connect(name).client)
                  for name in sorted(set(clusters.values()))}
 
@@ -49,8 +70,8 @@ class DeepVerifier:
         for name, cluster in clusters.items():
             members[cluster].append(name)
         pg_days, ch_parts = self._both(
-            partial(self.postgres.days, counts.customers, counts.start, counts.end),
-            {c: partial(sides[c].days, members[c], counts.start, counts.end) for c in sides})
+            partial(self.postgres.days, names, rng.start, rng.end),
+            {c: partial(sides[c].days, members[c], rng.start, rng.end) for c in sides})
         ch_days = {k: v for part in ch_parts.values() for k, v in part.items()}
         days = differing_days(pg_days, ch_days)
         timings["days"] = time.perf_counter() - t0
@@ -83,10 +104,8 @@ class DeepVerifier:
         ch_scores: list[ScoreRow] = [r for _, scores in ch_rows.values() for r in scores]
         rows = classify(pg_rows[0], ch_cards, pg_rows[1], ch_scores, self.config.appeal_types)
         timings["rows"] = time.perf_counter() - t0
-        timings["total"] = time.perf_counter() - began
         fetched = len(pg_rows[0]) + len(pg_rows[1]) + len(ch_cards) + len(ch_scores)
-        return DeepReport(counts, rows, days.days, tuple((s.customer, s.day) for s in days.differing), checked,
-                          fetched, timings)
+        return rows, days, checked, fetched, timings
 
     def _both(self, postgres: Callable[[], T], clusters: Mapping[str, Callable[[], U]]) -> tuple[T, dict[str, U]]:
         """Postgres and every cluster at the same time."""
