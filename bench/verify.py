@@ -125,6 +125,8 @@ def deep_bench(args: argparse.Namespace) -> None:
     got = {(d.kind, d.table, d.scorecard_id, d.criterion_id) for d in found.rows}
     print(deep_text(found, cap=10))
     count, clean_med, diffs = (statistics.median(v) for v in (count_s, clean_s, diffs_s))
+    for label, t in (("clean", clean.timings), ("with differences", found.timings)):
+        print(f"deep, {label}: " + ", ".join(f"{k} {v:.2f} s" for k, v in t.items()))
     print(f"count verification {count:.2f} s, deep on clean data {clean_med:.2f} s, deep with "
           f"{len(expected)} differing rows {diffs:.2f} s (medians of {args.repeat})")
     print(json.dumps({
@@ -133,7 +135,8 @@ def deep_bench(args: argparse.Namespace) -> None:
         "found_rows": len(found.rows), "found_exact": got == expected, "rows_fetched": found.rows_fetched,
         "count_s_median": round(count, 3), "deep_clean_s_median": round(clean_med, 3),
         "deep_diffs_s_median": round(diffs, 3), "deep_vs_count": round(clean_med / count, 2),
-        "deep_with_diffs_vs_clean": round(diffs / clean_med, 2), "target_deep_vs_count": 3.0,
+        "deep_with_diffs_vs_clean": round(diffs / clean_med, 2),
+        "deep_diffs_phases_s": {k: round(v, 3) for k, v in found.timings.items()}, "target_deep_vs_count": 3.0,
         "target_deep_with_diffs_vs_clean": 1.5, "setup_s": round(setup_s, 1), "repeat": args.repeat,
         "today": date.today().isoformat(),
     }))

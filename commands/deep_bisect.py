@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date
 
 MOD = 2**64
-FETCH_ROWS = 200  # a differing segment with at most this many rows (either side) is fetched whole
-FANOUT = 16  # a larger differing segment is split into this many id ranges per round
+FETCH_ROWS = 500  # a differing segment with at most this many rows (either side) is fetched whole
+FANOUT = 16  # a larger differing segment is split into at least this many id ranges per round
+MAX_FANOUT = 256  # ... and at most this many: enough for pieces of about FETCH_ROWS rows in one round
 
 
 @dataclass(frozen=True, order=True)
@@ -101,7 +102,9 @@ def split(segment: Segment, parts: int = FANOUT) -> tuple[Segment, ...]:
 def next_round(checked: Iterable[tuple[Segment, Checksum, Checksum]], *, fetch_rows: int = FETCH_ROWS,
                fanout: int = FANOUT) -> Round:
     """Given each segment's checksum on Postgres and on ClickHouse: drop the equal ones, fetch the small
-    differing ones (or those a single id wide), split the others."""
+    differing ones (or those a single id wide), split the others: into pieces of about `fetch_rows` rows
+    (at least `fanout`, at most MAX_FANOUT of them), so that one more round is usually the last. Every
+    round costs one query per side whatever its number of segments, so fewer, wider rounds are faster."""
     fetch: list[Segment] = []
     check: list[Segment] = []
     same = 0
@@ -111,7 +114,8 @@ def next_round(checked: Iterable[tuple[Segment, Checksum, Checksum]], *, fetch_r
         elif max(pg.rows, ch.rows) <= fetch_rows or segment.hi - segment.lo <= 1:
             fetch.append(segment)
         else:
-            check.extend(split(segment, fanout))
+            rows = max(pg.rows, ch.rows)
+            check.extend(split(segment, min(MAX_FANOUT, max(fanout, -(-rows // fetch_rows)))))
     return Round(tuple(sorted(fetch)), tuple(check), same)
 
 

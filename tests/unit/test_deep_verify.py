@@ -53,7 +53,9 @@ def test_a_round_drops_equal_segments_fetches_small_ones_and_splits_large_ones()
                     (one, Checksum(300, 1), Checksum(600, 1)), (same, Checksum(3, 1), Checksum(3, 1 + MOD))],
                    fetch_rows=200, fanout=4)
     assert r.fetch == (small, one) and r.same == 1
-    assert r.check == split(large, 4) and len(r.check) == 4
+    assert r.check == split(large, 23)  # 4,500 rows in pieces of about 200: one more round, then fetch
+    small_large = next_round([(large, Checksum(10, 1), Checksum(10, 2))], fetch_rows=5, fanout=4)
+    assert small_large.check == split(large, 4)  # at least `fanout` pieces
 
 
 def test_day_segments_span_every_id_either_side_holds() -> None:
