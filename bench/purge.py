@@ -1,10 +1,12 @@
-"""Purge benchmark: the chunked purge of oportun (Temporal, one-day chunks) vs one single DELETE
-of the same rows on an identical copy of its cluster's tables, in the same run.
+"""Purge benchmark: the chunked purge of oportun (Temporal, key-range chunks, one partition each) vs
+one single DELETE of the same rows on an identical copy of its cluster's tables, in the same run.
 
 Also runs the same chunk activity one chunk after another in a plain loop (no Temporal, and so no
 overlap of a day's scorecards with the next day's scores) on a third copy: what chunking costs
 without the engine. Prints both main times, the ratio and the largest chunk's rows (every chunk
-under the cap). Last line: one JSON object. Target: ratio <= 2.0 with every chunk under the cap.
+under the cap) and the mutations against their lower bound, sum(ceil(rows / cap)) per table and
+partition. Last line: one JSON object. Targets: mutations == mutations_lower_bound, every chunk under
+the cap, no appeal row left, ratio <= 2.0, chunked_vs_plain_loop <= 1.05.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from bot.embedded.stack import EmbeddedStack
 from bot.jobs.ids import new_job_id
 from bot.planning import PlanningService, PurgeRequest
 from bot.purge.activities import PurgeActivities
-from bot.purge.service import PurgeJobService
+from bot.purge.service import PurgeJobService, chunk_specs
 from bot.registry import CustomerRegistry
 from bot.temporal.deps import ActivityDeps
-from bot.temporal.models import ChunkInput, ChunkSpec
+from bot.temporal.models import ChunkInput
 from bot.temporal.worker import build_worker
 from commands.models import PurgePlan
 
@@ -50,11 +52,10 @@ def bench_config(raw: dict[str, Any], database: str) -> ShepherdConfig:
 
 def chunk_inputs(plan: PurgePlan, config: ShepherdConfig) -> list[ChunkInput]:
     p = config.purge
-    return [ChunkInput(job_id="bench", cluster=cp.cluster, types=list(plan.types), strategy=p.strategy,
+    return [ChunkInput(job_id="bench", cluster=cluster, types=list(plan.types), strategy=p.strategy,
                        max_unfinished_mutations=p.max_unfinished_mutations, drift_tolerance=p.drift_tolerance,
-                       chunk=ChunkSpec(index=i, customer=c.customer, table=c.table, start=c.start.isoformat(),
-                                       end=c.end.isoformat(), rows=c.rows))
-            for cp in plan.clusters for i, c in enumerate(cp.chunks)]
+                       chunk=spec)
+            for cluster, specs in chunk_specs(plan).items() for spec in specs]
 
 
 def single_delete(ch: Any, plan: PurgePlan, strategy: str) -> float:
@@ -124,10 +125,12 @@ def main() -> None:
     largest = max(c.rows for c in chunks)
     print(f"chunked purge ({len(chunks)} chunks, Temporal): {chunked_s:.2f} s; single DELETE: {single_s:.2f} s;"
           f" ratio {chunked_s / single_s:.1f} (target <= 2.0); same chunks in a plain loop: {direct_s:.2f} s")
+    print(f"mutations {len(chunks)}, lower bound {plan.mutations_lower_bound}")
     print(f"largest chunk {largest:,} rows, cap {plan.max_rows_per_mutation:,}: every chunk under the cap:"
           f" {all(not c.over_cap for c in chunks)}")
     print(json.dumps({
         "bench": "purge", "strategy": args.strategy, "scale": args.scale, "chunks": len(chunks),
+        "mutations": len(chunks), "mutations_lower_bound": plan.mutations_lower_bound,
         "rows": plan.total_scorecards + plan.total_scores, "cap": plan.max_rows_per_mutation,
         "largest_chunk_rows": largest, "all_under_cap": all(not c.over_cap for c in chunks),
         "appeal_rows_left": {k: int(v) for k, v in left.items()}, "chunked_s": round(chunked_s, 2),

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
+from commands.limits import Limits
 from commands.models import DateRange, PurgePolicy, Throughput, WindowPolicy
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -134,6 +135,8 @@ class MonitorSettings(Strict):
     stall_minutes: float = Field(default=15.0, gt=0)  # a window whose heartbeat has not advanced this long
     contention_ratio: float = Field(default=0.5, gt=0, le=1)  # every running window below this x expected rate
     windows_listed: int = Field(default=12, ge=1)  # progress bars in the status message; the rest summarised
+    # A job recorded as starting this long without a workflow is marked "did not start" (a start in flight is younger).
+    start_grace_s: float = Field(default=120.0, ge=0)
 
 
 class VerifySettings(Strict):
@@ -203,6 +206,7 @@ class ShepherdConfig(Strict):
     verify: VerifySettings = VerifySettings()
     access: Access = Access()
     slack: SlackSettings = SlackSettings()
+    limits: Limits = Limits()
 
     @model_validator(mode="after")
     def _references(self) -> ShepherdConfig:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.adapters.clusters import ClusterLookup, LookupResult
 from bot.adapters.sql import ch_table
@@ -20,10 +20,14 @@ from bot.backfill.source_volumes import SourceVolumes
 from bot.config import ShepherdConfig
 from bot.cpu import run_inline
 from bot.errors import UserInputError
+from bot.purge.key_ranges import KeyRangeReader
 from bot.registry import CustomerRegistry
-from commands.chunks import plan_purge_days
-from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDays, PurgePlan
+from commands import limits
+from commands.key_chunks import Cut, TableDays, TableKey, cuts_needed, plan_key_range_purge
+from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDays, PurgePlan, PurgePolicy
 from commands.schedule import plan_backfill_series
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,28 +73,27 @@ class PlanningService:
         return self.config.default_range.resolve(today)
 
     def range_for(self, start: date | None, end: date | None, today: date) -> DateRange:
-        """--from/--to as typed; a missing end is the default range's."""
-        default = self.default_range(today)
-        lo, hi = start or default.start, end or default.end
-        if lo > hi:
-            raise UserInputError(f"--from {lo} is after --to {hi}")
-        return DateRange(start=lo, end=hi)
+        """--from/--to as typed (inside the configured span); a missing end is the default range's."""
+        return checked_range(self.config, start, end, today)
 
     # ---- backfill ------------------------------------------------------------------
 
     def plan_backfill(self, req: BackfillRequest, today: date) -> BackfillPlan:
         customers = self.registry.resolve(req.customers)
         rng = req.range or self.default_range(today)
+        _user(limits.check_span, rng.start, rng.end, self.config.limits, today)
         parallel = req.parallel or self.config.backfill.default_parallel
-        if not 1 <= parallel <= self.config.backfill.max_parallel:
-            raise UserInputError(
-                f"--parallel {parallel} must be between 1 and {self.config.backfill.max_parallel}"
-            )
+        _user(limits.check_parallel, parallel, self.config.backfill.max_parallel)
+        first, last = self.volumes.bounds([c.name for c in customers], rng)
+        rng, clipped = _user(limits.clip_to_data, rng, first, last, "backfill")
         series = self.backfill_series(customers, rng)
-        return self.compute(
+        plan = self.compute(
             plan_backfill_series, series, customers, rng, self.config.windows, self.config.throughput, parallel,
             req.window_days,
         )
+        _user(limits.check_plan_size, len(plan.windows), self.config.limits.max_windows, "windows",
+              "limits.max_windows")
+        return plan.model_copy(update={"notes": (clipped,)}) if clipped else plan
 
     def backfill_series(self, customers: Sequence[CustomerRef], rng: DateRange) -> dict[str, list[int]]:
         """Each customer's volume on every day of `rng` (what the planner needs)."""
@@ -108,12 +111,49 @@ class PlanningService:
         if not customers:
             raise UserInputError("none of those customers lives on the chosen clusters")
         rng = req.range or self.default_range(today)
-        types = req.types or self.config.appeal_types
+        _user(limits.check_span, rng.start, rng.end, self.config.limits, today)
+        _user(limits.check_types, req.types, self.config.appeal_types)
         policy = self.config.purge
+        _user(limits.check_max_rows, req.max_rows, policy.max_rows_per_mutation)
+        types = req.types or self.config.appeal_types
         if req.max_rows is not None:
             policy = policy.model_copy(update={"max_rows_per_mutation": req.max_rows})
-        found, lookups = self.purge_days(customers, rng, types)
-        return PurgePlanResult(self.compute(plan_purge_days, found, customers, rng, types, policy), lookups)
+        return self.plan_key_ranges(customers, rng, types, policy)
+
+    def plan_key_ranges(self, customers: Sequence[CustomerRef], rng: DateRange, types: Sequence[int],
+                        policy: PurgePolicy) -> PurgePlanResult:
+        """Key-range chunks (`commands/key_chunks.py`): per cluster, the sort keys, the per-day counts per
+        partition, then one key lookup per cut inside a day; clusters are asked at once. The range is
+        clipped to the days that hold rows to delete, and the plan's size is checked against the limits."""
+        by_cluster: dict[str, list[str]] = defaultdict(list)
+        for c in customers:
+            by_cluster[c.cluster].append(c.name)
+        cap = policy.max_rows_per_mutation
+
+        def one(cluster: str, names: list[str]) -> tuple[LookupResult, list[TableDays], dict[Any, Any], dict[Any, Any]]:
+            found = self.lookup.connect(cluster)
+            reader = KeyRangeReader(found.client, cluster, self.config.target)
+            keys, partitions = reader.table_keys()
+            entries = reader.table_days(names, rng, types, partitions)
+            return found, entries, keys, reader.cut_keys(cuts_needed(entries, cap), keys, types)
+
+        entries: list[TableDays] = []
+        keys: dict[tuple[str, str], TableKey] = {}
+        cut_keys: dict[Cut, tuple[str, ...]] = {}
+        lookups: dict[str, LookupResult] = {}
+        with ThreadPoolExecutor(max_workers=max(len(by_cluster), 1)) as pool:
+            futures = {cluster: pool.submit(one, cluster, names) for cluster, names in sorted(by_cluster.items())}
+            for cluster, future in futures.items():
+                lookups[cluster], found, k, cuts = future.result()
+                entries += found
+                keys.update(k)
+                cut_keys.update(cuts)
+        held = [d for entry in entries if entry.days for d in (entry.days[0], entry.days[-1])]
+        rng, clipped = _user(limits.clip_to_data, rng, min(held, default=None), max(held, default=None), "delete")
+        plan = self.compute(plan_key_range_purge, entries, keys, cut_keys, customers, rng, types, policy)
+        _user(limits.check_plan_size, sum(len(cp.chunks) for cp in plan.clusters), self.config.limits.max_chunks,
+              "chunks", "limits.max_chunks")
+        return PurgePlanResult(plan.model_copy(update={"notes": (clipped,)}) if clipped else plan, lookups)
 
     def purge_days(
         self, customers: Sequence[CustomerRef], rng: DateRange, types: Sequence[int]
@@ -170,6 +210,24 @@ class PlanningService:
             PurgeDays(cluster, customer, [_as_date(d) for d in days], counts_cards, counts_scores)
             for customer, days, counts_cards, counts_scores in ch.query(query, params)
         ]
+
+
+def checked_range(config: ShepherdConfig, start: date | None, end: date | None, today: date) -> DateRange:
+    """--from/--to inside the configured span, in order; a missing end is the default range's."""
+    _user(limits.check_span, start, end, config.limits, today)
+    default = config.default_range.resolve(today)
+    lo, hi = start or default.start, end or default.end
+    if lo > hi:
+        raise UserInputError(f"--from {lo} is after --to {hi}")
+    return DateRange(start=lo, end=hi)
+
+
+def _user(check: Callable[..., T], *args: Any) -> T:
+    """A pure check's ValueError is the person's input error."""
+    try:
+        return check(*args)
+    except ValueError as err:
+        raise UserInputError(str(err)) from None
 
 
 def _as_date(value: Any) -> date:

@@ -149,6 +149,8 @@ class BackfillPlan(Frozen):
     makespan_hours: tuple[float, float]
     lower_bound_hours: tuple[float, float]
     plan_hash: str
+    # Said beside the plan (e.g. the range clipped to the days with data); never stored nor hashed.
+    notes: tuple[str, ...] = Field(default=(), exclude=True)
 
     @property
     def windows(self) -> list[Window]:
@@ -169,6 +171,13 @@ class Chunk:
     end: date  # inclusive
     rows: Annotated[int, Field(ge=0)]
     over_cap: bool = False  # a single day whose rows exceed the cap
+    # Key-range chunks (commands/key_chunks.py): the partition the mutation is scoped to and the range
+    # of the table's sort key (after customer_id) it deletes; none of them on a whole-day chunk.
+    partition: str | None = None  # partition ID (`IN PARTITION ID`)
+    key: tuple[str, ...] = ()  # sort-key columns after customer_id
+    key_types: tuple[str, ...] = ()  # their ClickHouse types, to bind `lo` and `hi`
+    lo: tuple[str, ...] | None = None  # the first row's key (inclusive); None: from the start of `start`
+    hi: tuple[str, ...] | None = None  # the next chunk's first key (exclusive); None: through `end`
 
 
 class ClusterPurgePlan(Frozen):
@@ -184,3 +193,6 @@ class PurgePlan(Frozen):
     total_scores: int
     max_rows_per_mutation: int
     plan_hash: str
+    notes: tuple[str, ...] = Field(default=(), exclude=True)  # as BackfillPlan.notes
+    # sum over (cluster, customer, table, partition) of ceil(rows / cap): the fewest mutations possible
+    mutations_lower_bound: int | None = None

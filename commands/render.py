@@ -61,6 +61,9 @@ def purge_plan_json(plan: PurgePlan) -> dict[str, Any]:
                         "end": ch.end.isoformat(),
                         "rows": ch.rows,
                         "over_cap": ch.over_cap,
+                        "partition": ch.partition,
+                        "from_key": list(ch.lo) if ch.lo else None,
+                        "to_key": list(ch.hi) if ch.hi else None,
                     }
                     for ch in cp.chunks
                 ],
@@ -68,8 +71,28 @@ def purge_plan_json(plan: PurgePlan) -> dict[str, Any]:
             for cp in plan.clusters
         ],
         "total_rows": {"scorecards": plan.total_scorecards, "scores": plan.total_scores},
+        "mutations": sum(len(cp.chunks) for cp in plan.clusters),
+        "mutations_lower_bound": plan.mutations_lower_bound,
         "plan_hash": plan.plan_hash,
     }
+
+
+def mutations_line(plan: PurgePlan) -> str:
+    n = sum(len(cp.chunks) for cp in plan.clusters)
+    bound = "" if plan.mutations_lower_bound is None else f" (lower bound {plan.mutations_lower_bound})"
+    return f"{n} mutation(s){bound}"
+
+
+def chunk_table(plan: PurgePlan, limit: int = 60) -> str:
+    """Each chunk in execution order: its table, partition, day span, rows and where a key range cuts a day."""
+    rows = [
+        [cp.cluster, ch.customer, ch.table, ch.partition or "", f"{ch.start}..{ch.end}", f"{ch.rows:,}",
+         "/".join(ch.lo[1:]) if ch.lo else "", "/".join(ch.hi[1:]) if ch.hi else ""]
+        for cp in plan.clusters for ch in cp.chunks
+    ]
+    shown = rows[:limit] + ([[f"+{len(rows) - limit} more", "", "", "", "", "", "", ""]] if len(rows) > limit else [])
+    return table(["cluster", "customer", "table", "partition", "days", "rows", "from key", "before key"], shown,
+                 right={5})
 
 
 def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
@@ -139,6 +162,9 @@ def purge_plan_text(plan: PurgePlan) -> str:
             table(head, rows, right={2, 3, 4}),
             "",
             f"total: {plan.total_scorecards:,} scorecards + {plan.total_scores:,} scores "
-            f"in {n_chunks} chunks (scores before scorecards) on {len(plan.clusters)} cluster(s)",
+            f"in {n_chunks} chunks (scores before scorecards) on {len(plan.clusters)} cluster(s): "
+            + mutations_line(plan),
+            "",
+            chunk_table(plan),
         ]
     )

@@ -63,6 +63,7 @@ class VerifyReport:
     population: int = 0  # customers the sample was drawn from
     seed: int | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds: postgres, clickhouse, total
+    notes: tuple[str, ...] = ()  # said beside the report, e.g. the range clipped to the days with data
 
     @property
     def mismatching(self) -> tuple[str, ...]:

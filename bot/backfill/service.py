@@ -117,7 +117,7 @@ class JobService:
             return
         except RPCError as err:
             await asyncio.to_thread(locks.release, self.pool, inp.job_id)
-            await asyncio.to_thread(self._set_state, inp.job_id, "failed", f"could not start: {err.message}")
+            await asyncio.to_thread(self._set_state, inp.job_id, "did_not_start", f"Temporal refused: {err.message}")
             raise UpstreamError(f"Temporal refused to start job {inp.job_id}: {err.message}") from None
         await asyncio.to_thread(self._set_state, inp.job_id, "running", None)
 
@@ -132,9 +132,10 @@ class JobService:
         with self.pool.connection() as conn:
             cur = conn.execute(
                 "INSERT INTO shepherd.jobs (id, kind, state, requester, channel, plan_hash, plan, workflow_id,"
-                " started_at) VALUES (%s, %s, 'running', %s, %s, %s, %s, %s, now())"
-                # A row posted as a plan (or approved) and claimed by its button becomes the running job.
-                " ON CONFLICT (id) DO UPDATE SET state = 'running', plan = EXCLUDED.plan,"
+                " started_at) VALUES (%s, %s, 'starting', %s, %s, %s, %s, %s, now())"
+                # A row posted as a plan (or approved) and claimed by its button becomes the job; it is
+                # `starting` until Temporal confirms its workflow (`_start`), so a crash leaves no "running" ghost.
+                " ON CONFLICT (id) DO UPDATE SET state = 'starting', plan = EXCLUDED.plan,"
                 " plan_hash = EXCLUDED.plan_hash, workflow_id = EXCLUDED.workflow_id, started_at = now()"
                 " WHERE shepherd.jobs.state IN ('planned', 'starting', 'approved')",
                 (job_id, kind, requester, channel, plan.plan_hash, plan.model_dump_json(), workflow_id),
@@ -162,6 +163,10 @@ class JobService:
                 return False
             raise UpstreamError(f"cannot tell whether {workflow_id} still runs: {err.message}") from None
         return desc.status in RUNNING
+
+    async def workflow_exists(self, workflow_id: str) -> bool:
+        """Whether Temporal knows the workflow (running or closed); UpstreamError when it cannot tell."""
+        return await self._exists(workflow_id)
 
     async def _exists(self, workflow_id: str) -> bool:
         try:

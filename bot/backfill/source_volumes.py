@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from psycopg import sql
@@ -68,6 +68,24 @@ class SourceVolumes:
             return [DayVolume(name, days[i], n) for name, counts in self._series_by_index(customers, rng).items()
                     for i, n in enumerate(counts) if n]
         return self.grouped(customers, rng)
+
+    def bounds(self, customers: Sequence[str], rng: DateRange) -> tuple[date | None, date | None]:
+        """The first and last day (UTC) in `rng` with non-appeal scorecards of any of `customers`; (None, None)
+        when there are none. Per customer two index probes (the first and the last row), not a scan."""
+        if not customers:
+            return None, None
+        query = sql.SQL(
+            "SELECT min(f), max(l) FROM unnest(%(customers)s::text[]) AS c(customer) CROSS JOIN LATERAL ("
+            " SELECT (SELECT min(s.{created}) FROM {table} s WHERE s.{cust} = c.customer AND s.{created} >= %(lo)s"
+            "   AND s.{created} < %(hi)s AND NOT (s.{type} = ANY(%(appeal)s))) AS f,"
+            "  (SELECT max(s.{created}) FROM {table} s WHERE s.{cust} = c.customer AND s.{created} >= %(lo)s"
+            "   AND s.{created} < %(hi)s AND NOT (s.{type} = ANY(%(appeal)s))) AS l) AS b"
+        ).format(**self._names())
+        params = {"customers": list(dict.fromkeys(customers)), "lo": utc_midnight(rng.start),
+                  "hi": utc_midnight(rng.end + timedelta(days=1)), "appeal": self.appeal_types}
+        with self.source.connection() as conn:
+            first, last = conn.execute(query, params).fetchone()
+        return _utc_day(first), _utc_day(last)
 
     def indexed(self) -> bool:
         """Whether the source has the index that makes per-day counts index-only (asked once)."""
@@ -125,6 +143,12 @@ class SourceVolumes:
         t = self.tables
         return {"cust": sql.Identifier(t.customer_id), "created": sql.Identifier(t.created_at),
                 "type": sql.Identifier(t.scorecard_type), "table": sql.Identifier(t.scorecards)}
+
+
+def _utc_day(moment: datetime | None) -> date | None:
+    if moment is None:
+        return None
+    return (moment.astimezone(UTC) if moment.tzinfo else moment).date()
 
 
 def _split(rng: DateRange, pieces: int) -> list[DateRange]:

@@ -85,6 +85,8 @@ def _backfill(planning: PlanningService, req: BackfillRequest, args: argparse.Na
         print(json.dumps(render.backfill_plan_json(plan), indent=2))
     else:
         print(render.backfill_plan_text(plan))
+        for n in plan.notes:
+            print(f"note: {n}")
         if args.chart:
             print(f"chart: {args.chart}")
     return 0
@@ -101,6 +103,8 @@ def _purge(planning: PlanningService, req: PurgeRequest, args: argparse.Namespac
         print(json.dumps(doc, indent=2))
     else:
         print(render.purge_plan_text(result.plan))
+        for n in result.plan.notes:
+            print(f"note: {n}")
         for name, found in result.lookups.items():
             if found.fell_back or found.attempts > 1:
                 print(f"note: cluster {name} answered from region {found.region} after {found.attempts} attempts")

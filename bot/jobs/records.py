@@ -71,8 +71,10 @@ class JobRecords:
         """Move the job from one of `from_states` to `to_state`; None if it was not in one of them."""
         with self.pool.connection() as conn:
             r = conn.execute(
-                f"UPDATE shepherd.jobs SET state = %s WHERE id = %s AND state = ANY(%s) RETURNING {_COLUMNS}",
-                (to_state, job_id, list(from_states))).fetchone()
+                # A job claimed to start is dated from now: the reconciler gives a start in flight its grace.
+                f"UPDATE shepherd.jobs SET state = %s, started_at = CASE WHEN %s::text = 'starting' THEN now()"
+                f" ELSE started_at END WHERE id = %s AND state = ANY(%s) RETURNING {_COLUMNS}",
+                (to_state, to_state, job_id, list(from_states))).fetchone()
         return _row(r) if r else None
 
     def set_state(self, job_id: str, state: str, error: str | None = None, *, finished: bool = False) -> None:

@@ -22,6 +22,7 @@ from bot.errors import ShepherdError
 from bot.jobs.event_log import EventLog
 from bot.monitor.job_end import JobEnd
 from bot.monitor.job_view import JobViews, purge_clusters
+from bot.monitor.reconcile import OPEN, STARTING, Reconciler
 from bot.ops.logs import log_context
 from bot.purge.service import PurgeJobService
 from bot.slack import status_blocks
@@ -34,6 +35,7 @@ from commands.progress import FINAL, Event, Policy, WindowSnap, window_events
 
 log = logging.getLogger(__name__)
 ACTIVE = ("running", "waiting", "paused", "cancelling")
+RECONCILE_EVERY = 10  # ticks between checks of every open job's workflow (starting ones: every tick)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class Monitor:
         self.job_end = job_end or JobEnd(pool, outbox, WriteupService(pool, config), None, after_jobs=False)
         self._shown: dict[str, str] = {}  # job -> text last queued for its status message
         self._gate = asyncio.Semaphore(16)
+        self.reconciler = Reconciler(pool, jobs, outbox, grace_s=config.monitor.start_grace_s)
+        self._ticks = 0  # the first tick (at start-up) and every RECONCILE_EVERY-th check every open job
         self.events = EventLog(pool)
         self.views = JobViews(pool, config.monitor.windows_listed, config.monitor.stall_minutes * 60)
         self.policy = Policy(
@@ -75,6 +79,11 @@ class Monitor:
 
     async def tick(self) -> TickResult:
         began = time.monotonic()
+        try:
+            await self.reconciler.sweep(OPEN if self._ticks % RECONCILE_EVERY == 0 else STARTING)
+        except Exception:
+            log.exception("monitor: reconciling jobs with Temporal failed (the next tick tries again)")
+        self._ticks += 1
         watched = await asyncio.to_thread(self._watched)
         results = await asyncio.gather(*(self._one(job) for job in watched))
         out = TickResult(jobs=len(watched), seconds=0.0)

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from bot.adapters.ports import ClickHouse
-from bot.adapters.sql import ch_table
+from bot.purge.target import Target, chunk_target
 from bot.temporal.deps import ActivityDeps
 from bot.temporal.keepalive import keepalive
 from bot.temporal.models import ChunkInput, ChunkResult, ChunkSpec
@@ -60,74 +59,6 @@ def last_heartbeat(details: Any) -> dict[str, Any]:
     return dict(details[0]) if details and isinstance(details[0], dict) else {}
 
 
-@dataclass
-class Target:
-    """One chunk's table on one cluster: where to delete, and how to find the mutation."""
-
-    ch: ClickHouse
-    name: str  # the table's name in ch.database
-    where: str  # the chunk's filter, values bound from `params`
-    params: dict[str, Any]
-    tag: str
-
-    @property
-    def qualified(self) -> str:
-        return ch_table(self.ch.database, self.name)
-
-    @property
-    def keys(self) -> dict[str, Any]:
-        return {"d": self.ch.database, "t": self.name}
-
-    def live(self) -> int:
-        return int(self.ch.query(f"SELECT count() FROM {self.qualified} WHERE {self.where}", self.params)[0][0])
-
-    def unfinished(self) -> int:
-        return int(self.ch.query("SELECT count() FROM system.mutations WHERE database = {d:String}"
-                                 " AND table = {t:String} AND NOT is_done", self.keys)[0][0])
-
-    def guard(self, previous: Target | None) -> tuple[int, int, int]:
-        """One round trip: (live rows, live rows of `previous` or 0, unfinished mutations of the table)."""
-        prev = f"(SELECT count() FROM {previous.qualified} WHERE {previous.where})" if previous else "0"
-        row = self.ch.query(
-            f"SELECT (SELECT count() FROM {self.qualified} WHERE {self.where}), {prev}, (SELECT count()"
-            " FROM system.mutations WHERE database = {d:String} AND table = {t:String} AND NOT is_done)",
-            {**self.params, **(previous.params if previous else {}), **self.keys})[0]
-        return int(row[0]), int(row[1]), int(row[2])
-
-    def status(self, mutation_id: str | None) -> tuple[str, bool, str, int] | None:
-        """(mutation_id, is_done, latest_fail_reason, parts_to_do) of our mutation: by id, or by tag."""
-        which = "mutation_id = {m:String}" if mutation_id else "position(command, {needle:String}) > 0"
-        rows = self.ch.query(
-            "SELECT mutation_id, is_done, latest_fail_reason, parts_to_do FROM system.mutations"
-            f" WHERE database = {{d:String}} AND table = {{t:String}} AND {which} ORDER BY create_time DESC LIMIT 1",
-            {**self.keys, "m": mutation_id or "", "needle": f"'{self.tag}'"})
-        return (str(rows[0][0]), bool(rows[0][1]), str(rows[0][2] or ""), int(rows[0][3])) if rows else None
-
-    def find(self) -> tuple[str, bool, str] | None:
-        """(mutation_id, is_done, latest_fail_reason) of this chunk's newest mutation, if any."""
-        rows = self.ch.query(
-            "SELECT mutation_id, is_done, latest_fail_reason FROM system.mutations WHERE database = {d:String}"
-            " AND table = {t:String} AND position(command, {needle:String}) > 0 ORDER BY create_time DESC LIMIT 1",
-            {**self.keys, "needle": f"'{self.tag}'"})
-        return (str(rows[0][0]), bool(rows[0][1]), str(rows[0][2] or "")) if rows else None
-
-    def issue(self, strategy: str) -> None:
-        tagged = f"{self.where} AND {{tag:String}} != ''"
-        params = {**self.params, "tag": self.tag}
-        if strategy == "lightweight":
-            self.ch.command(f"DELETE FROM {self.qualified} WHERE {tagged} SETTINGS lightweight_deletes_sync = 0",
-                            params)
-        else:
-            # The scores' filter reads the scorecards table: on a Replicated table that needs
-            # allow_nondeterministic_mutations (the scorecards do not change while their scores go).
-            self.ch.command(f"ALTER TABLE {self.qualified} DELETE WHERE {tagged}"
-                            " SETTINGS mutations_sync = 0, allow_nondeterministic_mutations = 1", params)
-
-    def kill(self, mutation_id: str) -> None:
-        self.ch.command("KILL MUTATION WHERE database = {d:String} AND table = {t:String}"
-                        " AND mutation_id = {m:String}", {**self.keys, "m": mutation_id})
-
-
 def _cancelled(target: Target, mutation_id: str | None) -> CancelledError:
     """The activity was cancelled: kill our mutation only if the workflow asked for the cancel."""
     details = activity.cancellation_details()
@@ -145,18 +76,7 @@ class PurgeActivities:
 
     def target(self, ch: ClickHouse, inp: ChunkInput, c: ChunkSpec | None = None, p: str = "") -> Target:
         """The chunk's (or `c`'s) table and filter; `p` prefixes its parameter names (two filters, one query)."""
-        names = self.deps.config.target
-        c = c or inp.chunk
-        appeal = (f"customer_id = {{{p}c:String}} AND day BETWEEN {{{p}lo:Date}} AND {{{p}hi:Date}}"
-                  f" AND scorecard_type IN {{{p}types:Array(UInt8)}}")
-        params = {f"{p}c": c.customer, f"{p}lo": c.start, f"{p}hi": c.end, f"{p}types": list(inp.types)}
-        if c.table == "scorecards":
-            return Target(ch, names.scorecards, appeal, params, chunk_tag(inp))
-        # Scorecard ids are unique, so the scores' filter needs only the id (and the day range for pruning).
-        cards = ch_table(ch.database, names.scorecards)
-        where = (f"customer_id = {{{p}c:String}} AND day BETWEEN {{{p}lo:Date}} AND {{{p}hi:Date}}"
-                 f" AND scorecard_id IN (SELECT scorecard_id FROM {cards} WHERE {appeal})")
-        return Target(ch, names.scores, where, params, chunk_tag(inp))
+        return chunk_target(ch, self.deps.config.target, c or inp.chunk, inp.types, chunk_tag(inp), p)
 
     @activity.defn(name="purge_chunk", no_thread_cancel_exception=True)
     def purge_chunk(self, inp: ChunkInput) -> ChunkResult:
@@ -186,30 +106,33 @@ class PurgeActivities:
                 if live == 0:
                     return ChunkResult(c.index, 0, None, round(time.monotonic() - began, 3), found.region)
                 if unfinished > inp.max_unfinished_mutations:
-                    self._wait_for_queue(target, inp, beat)
+                    unfinished = self._wait_for_queue(target, inp, beat)
                 target.issue(inp.strategy)
-                mutation_id = None  # found by its tag at the first poll
+                mutation_id, ahead = None, unfinished  # found by its tag at the first poll
             else:
-                mutation_id = mine[0]
+                mutation_id, ahead = mine[0], 0
                 live = int(last.get("live", c.rows))
         beat.update(live=live, rows_deleted=0)
         activity.heartbeat(beat)
-        mutation_id, deleted = self._wait_for(target, mutation_id, live, beat)
+        mutation_id, deleted = self._wait_for(target, mutation_id, live, beat, ahead)
         return ChunkResult(c.index, deleted, mutation_id, round(time.monotonic() - began, 3), found.region)
 
-    def _wait_for_queue(self, target: Target, inp: ChunkInput, beat: dict[str, Any]) -> None:
+    def _wait_for_queue(self, target: Target, inp: ChunkInput, beat: dict[str, Any]) -> int:
         """No new mutation while the table has more than `max_unfinished_mutations` unfinished."""
         while (unfinished := target.unfinished()) > inp.max_unfinished_mutations:
             activity.heartbeat({**beat, "waiting_for_queue": unfinished})
             activity.wait_for_cancelled_sync(QUEUE_POLL_S)
             if activity.is_cancelled():
                 raise _cancelled(target, None)
+        return unfinished
 
     def _wait_for(self, target: Target, mutation_id: str | None, live: int,
-                  beat: dict[str, Any]) -> tuple[str, int]:
-        """Poll our mutation until done: (its id, the rows it deleted, i.e. the live rows it was issued for)."""
+                  beat: dict[str, Any], ahead: int = 0) -> tuple[str, int]:
+        """Poll our mutation until done: (its id, the rows it deleted, i.e. the live rows it was issued for).
+        `ahead` mutations of the table were unfinished when ours was issued (a pipelined chunk queues
+        behind its predecessor): ours is expected to take that many mutations longer."""
         key = (target.ch.database, target.name)
-        expected = _recent.get(key, EXPECTED_FIRST_S)
+        expected = _recent.get(key, EXPECTED_FIRST_S) * (1 + ahead)
         began = recounted = time.monotonic()
         delay, misses = min(POLL_EARLY * expected, POLL_MAX_S), 0
         while True:
@@ -229,7 +152,7 @@ class PurgeActivities:
                 mutation_id = beat["mutation_id"] = row[0]
             _, is_done, fail_reason, parts = row
             if is_done:
-                took = time.monotonic() - began
+                took = (time.monotonic() - began) / (1 + ahead)
                 _recent[key] = took if key not in _recent else 0.5 * (_recent[key] + took)
                 return mutation_id, live
             if fail_reason:

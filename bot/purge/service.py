@@ -9,7 +9,8 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from bot.backfill.service import JobService
-from bot.errors import UserInputError
+from bot.errors import UpstreamError, UserInputError
+from bot.jobs import locks
 from bot.jobs.ids import job_workflow_id
 from bot.temporal import search_attributes
 from bot.temporal.models import ChunkSpec, PurgeInput, PurgeProgress
@@ -24,18 +25,25 @@ def check_purge_plan(plan: PurgePlan, known_clusters: set[str]) -> None:
             raise UserInputError(f"the plan names unknown cluster {cp.cluster}")
 
 
+def chunk_specs(plan: PurgePlan) -> dict[str, list[ChunkSpec]]:
+    """Per cluster, its chunks as the workflow runs them (index = position in the cluster's chain)."""
+    return {
+        cp.cluster: [ChunkSpec(index=i, customer=c.customer, table=c.table, start=c.start.isoformat(),
+                               end=c.end.isoformat(), rows=c.rows, over_cap=c.over_cap, partition=c.partition,
+                               key=list(c.key), key_types=list(c.key_types), lo=list(c.lo) if c.lo else None,
+                               hi=list(c.hi) if c.hi else None)
+                     for i, c in enumerate(cp.chunks)]
+        for cp in plan.clusters if cp.chunks
+    }
+
+
 class PurgeJobService(JobService):
     async def start_purge(self, plan: PurgePlan, job_id: str, requester: str, channel: str | None = None) -> str:
         check_purge_plan(plan, {c.name for c in self.config.clusters})
         policy = self.config.purge
         inp = PurgeInput(
             job_id=job_id, plan_hash=plan.plan_hash, types=list(plan.types),
-            clusters={
-                cp.cluster: [ChunkSpec(index=i, customer=c.customer, table=c.table, start=c.start.isoformat(),
-                                       end=c.end.isoformat(), rows=c.rows, over_cap=c.over_cap)
-                             for i, c in enumerate(cp.chunks)]
-                for cp in plan.clusters if cp.chunks
-            },
+            clusters=chunk_specs(plan),
             strategy=policy.strategy, max_unfinished_mutations=policy.max_unfinished_mutations,
             drift_tolerance=policy.drift_tolerance, heartbeat_timeout_s=self.heartbeat_timeout_s,
             max_attempts=self.config.backfill.max_attempts,
@@ -47,7 +55,13 @@ class PurgeJobService(JobService):
         attributes = search_attributes.job_attributes(
             job_id, "purge", (c.customer for cp in plan.clusters for c in cp.chunks),
             (cp.cluster for cp in plan.clusters if cp.chunks), requester)
-        await self.start_tagged("Purge", inp, workflow_id, attributes, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        try:
+            await self.start_tagged("Purge", inp, workflow_id, attributes, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        except RPCError as err:
+            await asyncio.to_thread(locks.release, self.pool, job_id)
+            await asyncio.to_thread(self._set_state, job_id, "did_not_start", f"Temporal refused: {err.message}")
+            raise UpstreamError(f"Temporal refused to start job {job_id}: {err.message}") from None
+        await asyncio.to_thread(self._set_state, job_id, "running", None)
         return job_id
 
     async def purge_progress(self, job_id: str) -> PurgeProgress:

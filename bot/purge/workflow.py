@@ -36,6 +36,19 @@ def _blocks(running: ChunkSpec, spec: ChunkSpec) -> bool:
         spec.table == "scorecards" and running.table == "scores" and running.customer == spec.customer)
 
 
+PIPELINE_PATCH = "purge-key-range-chunks"
+
+
+def _holds_back(specs: list[ChunkSpec], running: set[int], k: int) -> bool:
+    """Pipelined: chunk k waits while any chunk but k-1 runs (k-1's guard is rechecked with k's, so no
+    chunk runs after one whose data changed), and a scorecards chunk while a scores chunk of its
+    customer runs. So a table's next chunk recounts, checks the queue and issues while its mutation runs."""
+    spec = specs[k]
+    return any(i != k - 1 for i in running) or any(
+        spec.table == "scorecards" and specs[i].table == "scores" and specs[i].customer == spec.customer
+        for i in running)
+
+
 def _cause(err: BaseException) -> BaseException:
     while err.__cause__ is not None:
         err = err.__cause__
@@ -51,6 +64,7 @@ class Purge:
         self.stop_reason: str | None = None
         self.cancelling = False
         self.chunks: dict[str, list[ChunkState]] = {}
+        self.pipelined = False
 
     @workflow.signal
     def pause(self) -> None:
@@ -69,6 +83,9 @@ class Purge:
     @workflow.run
     async def run(self, inp: PurgeInput) -> PurgeProgress:
         self.job_id = inp.job_id
+        # New runs let a table's next chunk start (recount, queue check, issue) while its mutation runs;
+        # purges recorded before keep one chunk per table (their command order must replay unchanged).
+        self.pipelined = workflow.patched(PIPELINE_PATCH)
         self.chunks = {
             cluster: [ChunkState(index=c.index, customer=c.customer, table=c.table, start=c.start, end=c.end,
                                  rows=c.rows) for c in specs]
@@ -100,14 +117,18 @@ class Purge:
     async def _chain(self, inp: PurgeInput, cluster: str, specs: list[ChunkSpec]) -> None:
         running: dict[int, asyncio.Task[None]] = {}
 
-        def may_start(spec: ChunkSpec) -> bool:
+        def may_start(k: int, spec: ChunkSpec) -> bool:
             if self.cancelling or self.stop_reason is not None:
                 return True
-            return not self.paused and not any(_blocks(specs[i], spec) for i in running)
+            if self.paused:
+                return False
+            if self.pipelined:
+                return not _holds_back(specs, set(running), k)
+            return not any(_blocks(specs[i], spec) for i in running)
 
         try:
             for k, spec in enumerate(specs):
-                await workflow.wait_condition(lambda spec=spec: may_start(spec))  # type: ignore[misc]
+                await workflow.wait_condition(lambda k=k, spec=spec: may_start(k, spec))  # type: ignore[misc]
                 if self.cancelling or self.stop_reason is not None:
                     break
                 previous = specs[k - 1] if k - 1 in running else None

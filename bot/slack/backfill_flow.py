@@ -6,14 +6,14 @@ import asyncio
 import logging
 from datetime import datetime
 
-from bot.errors import ConflictError, ShepherdError
+from bot.errors import ConflictError, ShepherdError, UpstreamError, UserInputError
 from bot.jobs.ids import new_job_id
 from bot.planning import BackfillRequest
 from bot.slack import blocks, job_blocks
 from bot.slack.deps import SlackDeps, Who
 from bot.slack.messages import note
 from bot.slack.out import SlackOut
-from commands import render
+from commands import limits, render
 from commands import verbs as v
 from commands.models import BackfillPlan
 
@@ -62,7 +62,13 @@ class BackfillFlow:
     async def run(self, cmd: v.BackfillRun, who: Who) -> str | None:
         await self.deps.check_operator(who, "start a backfill")
         now = self.deps.now()
-        start_at = cmd.start_at.resolve(now.astimezone(self.deps.tz)) if cmd.start_at else None
+        start_at = None
+        if cmd.start_at:
+            try:
+                start_at = limits.start_moment(cmd.start_at, now.astimezone(self.deps.tz),
+                                               self.deps.config.limits.at_horizon_days)
+            except ValueError as err:
+                raise UserInputError(str(err)) from None
         _, plan = await self._plan(cmd.args)
         if cmd.dry_run:
             await self.out.post(who.channel, blocks.backfill_plan(
@@ -82,8 +88,9 @@ class BackfillFlow:
         await asyncio.to_thread(self.deps.records.set_message, job_id, "status", who.channel, ts)
         try:
             await self.deps.jobs.start_backfill(plan, job_id, who.user, who.channel, start_at=start_at)
-        except ShepherdError as err:
-            await asyncio.to_thread(self.deps.records.set_state, job_id, "refused", err.message, finished=True)
+        except ShepherdError as err:  # Temporal's refusal: did not start; a lock held or a bad plan: refused
+            state = "did_not_start" if isinstance(err, UpstreamError) else "refused"
+            await asyncio.to_thread(self.deps.records.set_state, job_id, state, err.message, finished=True)
             await self.out.post(who.channel, note(f":x: {job_id} did not start: {err.message}"), thread_ts=ts)
             raise
         await self.out.post(who.channel, job_blocks.job_controls(job_id, "backfill", "running"), thread_ts=ts)

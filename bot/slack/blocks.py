@@ -9,6 +9,7 @@ from commands import grammar, render
 from commands.models import BackfillPlan, PurgePlan
 
 TABLE_ROWS = 30  # customers listed by name; the rest are summed in one line
+CHUNK_ROWS = 20  # chunks listed in a purge plan; the rest counted in one line
 
 
 def _when(at: datetime) -> str:
@@ -43,6 +44,7 @@ def backfill_plan(plan: BackfillPlan, job_id: str, requester: str, *, title: str
     ]
     if warnings:
         blocks.append(section("\n".join(warnings[:20])))
+    blocks += [context(n) for n in plan.notes]  # e.g. the range clipped to the days with data
     blocks.append(context(f"plan `{plan.plan_hash}` · requested by <@{requester}>"))
     if buttons:
         blocks.append(actions(button("Run", "backfill.run", job_id, "primary"),
@@ -82,10 +84,13 @@ def purge_plan(plan: PurgePlan, job_id: str | None, requester: str, *, approval:
             ("Range", f"{plan.range.start} to {plan.range.end}"),
             ("Scorecards", f"{plan.total_scorecards:,}"),
             ("Scores", f"{plan.total_scores:,}"),
-            ("Chunks", f"{n_chunks} on {len(plan.clusters)} cluster(s), scores before scorecards"),
+            ("Chunks", f"{render.mutations_line(plan)} on {len(plan.clusters)} cluster(s), scores before scorecards"),
             ("Cap", f"{plan.max_rows_per_mutation:,} rows per mutation"),
         ]),
         *table_sections(lines),
+        *[context(n) for n in plan.notes],
+        # each chunk (one mutation): partition, day span, rows, and the keys where it cuts a day
+        *table_sections(render.chunk_table(plan, limit=CHUNK_ROWS).split("\n")),
         context(f"plan `{plan.plan_hash}` · requested by <@{requester}>"),
     ]
     if approval:

@@ -14,7 +14,7 @@ from bot.slack.out import SlackOut
 from commands import verbs as v
 
 NOT_STARTED = ("planned", "awaiting_approval", "approved", "starting", "dismissed", "rejected", "expired", "stale",
-               "refused")
+               "refused", "did_not_start", "lost")
 
 
 class JobFlow:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from datetime import date
 
-from bot.errors import ConflictError, ShepherdError
+from bot.errors import ConflictError, ShepherdError, UserInputError
 from bot.jobs.approvals import Decision, DecisionOutcome
 from bot.jobs.ids import new_job_id
 from bot.jobs.records import JobRow
@@ -115,13 +115,16 @@ class PurgeFlow:
         self.deps.changed([row.requester, *await self.copies.approvers(row.requester)])
 
     async def _start(self, row: JobRow, plan: PurgePlan, outcome: DecisionOutcome, who: Who, at: str) -> None:
-        again = await self._plan(self._stored_request(row))
-        if again.plan_hash != plan.plan_hash:
+        try:
+            again_hash = (await self._plan(self._stored_request(row))).plan_hash
+        except UserInputError:  # e.g. nothing left to delete in that range
+            again_hash = "empty"
+        if again_hash != plan.plan_hash:
             await asyncio.to_thread(self.deps.records.set_state, row.id, "stale",
-                                    f"the data changed after approval (plan {plan.plan_hash} -> {again.plan_hash})",
+                                    f"the data changed after approval (plan {plan.plan_hash} -> {again_hash})",
                                     finished=True)
             await self._show(row, plan, f":warning: Approved by <@{who.user}> at {at}, but the data changed since "
-                                        f"the plan was made (plan `{plan.plan_hash}` is now `{again.plan_hash}`). "
+                                        f"the plan was made (plan `{plan.plan_hash}` is now `{again_hash}`). "
                                         "Nothing was deleted: run `/purge` again for a fresh plan.")
             await self.notices.tell(row.id, row.requester, "stale", f":warning: Your purge `{row.id}` was approved, "
                                     "but the data changed since it was planned, so nothing was deleted. Run /purge "

@@ -47,6 +47,8 @@ def verify_message(report: VerifyReport, job_id: str, requester: str, deep: Deep
     ]
     if (s := sample_line(report)) is not None:
         blocks.append(context(s))
+    for n in report.notes:
+        blocks.append(context(n))
     if report.mismatches:
         named = per_customer(report)
         more = f"; and {len(named) - NAMED} more" if len(named) > NAMED else ""
@@ -101,9 +103,10 @@ class VerifyFlow:
             if thread is None:
                 raise UserInputError(f"job {cmd.job} has no thread yet (it has not started); run /verify without "
                                      "--job, or once it runs")
-        self.verify.registry.resolve(cmd.customers)  # unknown names are refused before any query
+        refs = self.verify.registry.resolve(cmd.customers)  # unknown names are refused before any query
         today = self.deps.now().astimezone(self.deps.tz).date()
-        self.verify.range_for(cmd.start, cmd.end, today)
+        rng = self.verify.range_for(cmd.start, cmd.end, today)
+        await asyncio.to_thread(self.verify.clipped, refs, rng)  # a range without data is refused before the wait
         what = f"a sample of {cmd.sample}" if cmd.sample else (
             "all customers" if cmd.customers is None else ", ".join(cmd.customers[:5])
             + (f" and {len(cmd.customers) - 5} more" if len(cmd.customers) > 5 else ""))

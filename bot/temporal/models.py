@@ -119,6 +119,12 @@ class ChunkSpec:
     end: str
     rows: int  # planned rows
     over_cap: bool = False
+    # A key-range chunk: its partition ID and sort-key range (commands.models.Chunk); None/() on a day chunk.
+    partition: str | None = None
+    key: list[str] = field(default_factory=list)
+    key_types: list[str] = field(default_factory=list)
+    lo: list[str] | None = None
+    hi: list[str] | None = None
 
 
 @dataclass

@@ -24,9 +24,12 @@ from psycopg import sql
 from bot.adapters.clusters import ClusterLookup
 from bot.adapters.postgres import utc_midnight
 from bot.adapters.sql import ch_table
+from bot.backfill.source_volumes import SourceVolumes
 from bot.config import ShepherdConfig
 from bot.errors import UserInputError
+from bot.planning import checked_range
 from bot.registry import CustomerRegistry
+from commands.limits import clip_to_data
 from commands.models import CustomerRef, DateRange
 from commands.verify_report import DayCount, VerifyReport, compare, report_json, weighted_sample
 
@@ -55,20 +58,25 @@ class VerifyService:
         self.registry = registry
         self.source = source_pool
         self.lookup = lookup
+        self.volumes = SourceVolumes(source_pool, config.source, config.appeal_types)
 
     def range_for(self, start: date | None, end: date | None, today: date) -> DateRange:
-        default = self.config.default_range.resolve(today)
-        lo, hi = start or default.start, end or default.end
-        if lo > hi:
-            raise UserInputError(f"--from {lo} is after --to {hi}")
-        return DateRange(start=lo, end=hi)
+        return checked_range(self.config, start, end, today)
+
+    def clipped(self, refs: Sequence[CustomerRef], rng: DateRange) -> tuple[DateRange, str | None]:
+        """`rng` narrowed to the days the source holds for `refs`; no such day is a UserInputError."""
+        first, last = self.volumes.bounds([r.name for r in refs], rng)
+        try:
+            return clip_to_data(rng, first, last, "verify")
+        except ValueError as err:
+            raise UserInputError(str(err)) from None
 
     def verify(self, customers: tuple[str, ...] | None = None, sample: int | None = None,
                start: date | None = None, end: date | None = None, types: tuple[int, ...] | None = None,
                seed: int | None = None, *, today: date | None = None) -> VerifyReport:
         began = time.perf_counter()
         refs = self.registry.resolve(customers)
-        rng = self.range_for(start, end, today or datetime.now(UTC).date())
+        rng, clipped = self.clipped(refs, self.range_for(start, end, today or datetime.now(UTC).date()))
         kinds = tuple(types or self.config.appeal_types)
         population = len(refs)
         timings: dict[str, float] = {}
@@ -89,7 +97,7 @@ class VerifyService:
         timings["total"] = time.perf_counter() - began
         if self.on_verified is not None:
             self.on_verified(timings["total"])
-        return replace(report, timings=timings)
+        return replace(report, timings=timings, notes=(clipped,) if clipped else ())
 
     def verify_job(self, kind: str, plan: dict[str, Any]) -> VerifyReport:
         """Verify what a finished backfill or purge job touched: its customers, range and (purge) types."""

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime, timedelta
 
 from tests.e2e.conftest import SlackEnv, ack_text
+
+# A start well ahead, inside the --at horizon (14 days by default): the job waits for the whole test.
+LATER = f"{datetime.now(UTC) + timedelta(days=10):%Y-%m-%dT%H:%M}"
 
 
 def job_id_in(text: str, kind: str = "b") -> str:
@@ -52,7 +56,7 @@ async def test_plan_then_run_by_button_then_status(slack: SlackEnv) -> None:
 
 async def test_run_later_cancel_with_confirmation_then_retry(slack: SlackEnv) -> None:
     emu = slack.emu
-    status = await slack.post("U_CAROL", "/backfill spirit --from 2026-01-03 --to 2026-01-12 --at 2099-01-01T00:00")
+    status = await slack.post("U_CAROL", f"/backfill spirit --from 2026-01-03 --to 2026-01-12 --at {LATER}")
     job = job_id_in(status.text)
     assert "waiting until" in status.text
     await emu.wait_for(lambda: emu.thread("C_OPS", status.ts))  # started: the controls are in the thread
@@ -78,7 +82,7 @@ async def test_run_later_cancel_with_confirmation_then_retry(slack: SlackEnv) ->
 
 
 async def test_throttle_pause_resume_refused_for_non_operator(slack: SlackEnv) -> None:
-    status = await slack.post("U_ALICE", "/backfill marriott --from 2026-01-03 --to 2026-01-06 --at 2099-01-01T00:00")
+    status = await slack.post("U_ALICE", f"/backfill marriott --from 2026-01-03 --to 2026-01-06 --at {LATER}")
     job = job_id_in(status.text)
     await slack.emu.wait_for(lambda: slack.emu.thread("C_OPS", status.ts))
     for text in (f"/backfill throttle {job} 2", f"/backfill pause {job}", f"/backfill resume {job}"):

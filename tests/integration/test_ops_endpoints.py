@@ -92,7 +92,7 @@ async def test_metrics_readiness_and_clean_stop_of_serve_and_worker() -> None:
                 r = await ops.get("/readyz")
                 return r.text if r.status_code == 200 else None
 
-            body = await until(ready, 60, "serve ready")
+            body = await until(ready, 180, "serve ready")
             assert "postgres: ok" in body and "temporal: ok" in body and "task_queue: ok" in body
 
             assert (await emu.slash("U_ALICE", "C_OPS", "/backfill", "hilton,marriott --window 5d")).status == 200
@@ -104,7 +104,7 @@ async def test_metrics_readiness_and_clean_stop_of_serve_and_worker() -> None:
                         and (sample(text, "shepherd_windows", kind="backfill", state="running") or 0) >= 1)
                 return text if busy else None
 
-            text = await until(running, 120, "a running backfill in /metrics")
+            text = await until(running, 240, "a running backfill in /metrics")
             assert (sample(text, "shepherd_ack_seconds_count", command="/backfill") or 0) >= 1
             assert (sample(text, "shepherd_slack_calls_total", result="ok") or 0) >= 1
             assert sample(text, "shepherd_outbox_depth") is not None
@@ -115,7 +115,7 @@ async def test_metrics_readiness_and_clean_stop_of_serve_and_worker() -> None:
                 value = sample((await ops.get("/metrics")).text, "shepherd_rows_per_second", kind="backfill")
                 return value if value and value > 0 else None
 
-            assert await until(rate, 60, "rows per second above 0") > 0
+            assert await until(rate, 180, "rows per second above 0") > 0
 
             # the job is found in Temporal by its search attributes, with the real `temporal` CLI
             stack = json.loads((data / "stack.json").read_text())
@@ -147,7 +147,7 @@ async def test_metrics_readiness_and_clean_stop_of_serve_and_worker() -> None:
                         return None
                     return r.text if r.status_code == 200 else None
 
-                body = await until(worker_ready, 60, "worker ready")
+                body = await until(worker_ready, 180, "worker ready")
                 assert "task_queue: ok" in body and "postgres: ok" in body
                 async with httpx.AsyncClient(timeout=30) as sdk:
                     sdk_text = (await sdk.get(f"http://127.0.0.1:{sdk_port}/metrics")).text

@@ -57,15 +57,20 @@ def test_seed_week_backfill_plan(data_dir: Path) -> None:
     assert plan["lower_bound_hours"][1] <= plan["makespan_hours"][1]
 
 
-def test_oportun_purge_is_one_day_chunks(data_dir: Path) -> None:
+def test_oportun_purge_is_the_fewest_key_range_mutations(data_dir: Path) -> None:
     done = shepherd(data_dir, "plan", "purge", "oportun", "--json")
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
     chunks = [ch for cl in plan["clusters"] for ch in cl["chunks"]]
-    assert len(chunks) == 2 * 51
-    assert all(ch["start"] == ch["end"] for ch in chunks)
-    assert [ch["table"] for ch in chunks[:2]] == ["scores", "scorecards"]
+    # 51 one-day chunks per table before; cut along the sort key: ceil(rows / 4,000) per table and month
+    assert plan["mutations"] == plan["mutations_lower_bound"] == len(chunks) == 45
+    assert sum(ch["table"] == "scorecards" for ch in chunks) == 5
+    assert all(ch["rows"] <= plan["max_rows_per_mutation"] and ch["partition"] in ("202601", "202602")
+               for ch in chunks)
+    assert chunks[0]["table"] == "scores" and chunks[0]["to_key"] is not None  # a day cut where the cap falls
     assert plan["total_rows"]["scores"] > plan["total_rows"]["scorecards"] > 0
+    text = shepherd(data_dir, "plan", "purge", "oportun")
+    assert "45 mutation(s) (lower bound 45)" in text.stdout and "2026-01-03..2026-01-04" in text.stdout
 
 
 def test_human_output_and_chart(data_dir: Path, tmp_path: Path) -> None:

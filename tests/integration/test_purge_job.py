@@ -64,7 +64,9 @@ async def run_purge(env: Any, temporal_env: Any, plan: Any, config: Any = None, 
 async def test_purge_deletes_exactly_the_appeal_rows(temporal_env: Any, demo: Any) -> None:
     plan = plan_for(demo, "oportun")
     chunks = plan.clusters[0].chunks
-    assert len(chunks) == 20 and all(c.start == c.end for c in chunks)  # one-day chunks, scores first
+    # key-range chunks: the fewest mutations the cap allows, each in one partition
+    assert len(chunks) == plan.mutations_lower_bound < 20 and all(c.rows <= plan.max_rows_per_mutation for c in chunks)
+    assert all(c.partition == "202601" for c in chunks)
     before_ok = demo.ch_counts("oportun", "us-east-2", appeal=False)
     assert appeal_rows(demo, "oportun", "us-east-2") == (plan.total_scorecards, plan.total_scores)
     outcome, progress = await run_purge(demo, temporal_env, plan)
@@ -88,7 +90,8 @@ async def test_lightweight_strategy(temporal_env: Any, demo: Any) -> None:
 async def test_drift_guard_stops_when_rows_were_added_after_planning(temporal_env: Any, demo: Any) -> None:
     plan = plan_for(demo, "hilton")
     ch = demo.ch("chat-prod")
-    day = plan.clusters[0].chunks[2].start  # the second chunk pair: the first runs, then the guard trips
+    day = plan.clusters[0].chunks[3].start  # the scorecards chunk: the scores run, then its guard trips
+    assert [c.table for c in plan.clusters[0].chunks] == ["scores"] * 3 + ["scorecards"]
     ch.command(f"INSERT INTO `{ch.database}`.scorecards SELECT customer_id, day, scorecard_id + 900000000,"
                f" conversation_id, scorecard_type, created_at FROM `{ch.database}`.scorecards"
                " WHERE customer_id = 'hilton' AND day = {d:Date} AND scorecard_type <= 3", {"d": day})
@@ -100,7 +103,7 @@ async def test_drift_guard_stops_when_rows_were_added_after_planning(temporal_en
                     r" [\d,]+ live rows, plan said [\d,]+ \(tolerance 1%\)", progress.stop_reason or "")
     assert progress.stop_reason in str(outcome.cause)
     states = [c.state for c in progress.clusters["chat-prod"]]
-    assert "failed" in states and states[-1] == "skipped"
+    assert states == ["done", "done", "done", "failed"]
     after = appeal_rows(demo, "hilton", "chat-prod")
     deleted_cards = sum(c.rows_deleted for c in progress.clusters["chat-prod"] if c.table == "scorecards")
     assert after[0] == before[0] - deleted_cards and after[0] > 0  # stopped: nothing after the guard deleted
@@ -130,20 +133,22 @@ async def test_cancel_kills_the_in_flight_mutation_and_stops(temporal_env: Any, 
     planning = PlanningService(demo.config, CustomerRegistry.from_config(demo.config), demo.pool, demo.lookup)
     whole = DateRange(start=date(2026, 1, 3), end=date(2026, 2, 22))
     plan = planning.plan_purge(PurgeRequest(("marriott",), whole), today=date(2026, 3, 1)).plan
-    assert len(plan.clusters[0].chunks) >= 20
+    chunks = plan.clusters[0].chunks
+    assert len(chunks) >= 10
+    k = next(i for i, c in enumerate(chunks) if c.table == "scorecards")  # after the scores of its days
     ch = demo.ch("chat-prod")
     scorecards = f"`{ch.database}`.scorecards"
     before = demo.ch_counts("marriott", "chat-prod", appeal=True)
     seen: dict[str, Any] = {}
 
     async def control(jobs: PurgeJobService, job: str) -> None:
-        # Chunk 0 (scores) runs; chunk 1 (scorecards) issues its mutation, which cannot run while the
-        # table's merges are stopped: it is in flight when the cancel arrives. Chunk 2 (the next
-        # day's scores) started beside it and may have finished; chunk 3 waits for chunk 1.
+        # Chunks 0..k-1 (scores) run; chunk k (scorecards) issues its mutation, which cannot run while
+        # the table's merges are stopped: it is in flight when the cancel arrives. Later scores chunks
+        # (other days) may run beside it; later scorecards chunks wait for it.
         for _ in range(400):
             rows = ch.query("SELECT mutation_id, is_done FROM system.mutations WHERE database = {d:String}"
                             " AND table = 'scorecards' AND position(command, {tag:String}) > 0",
-                            {"d": ch.database, "tag": f"'shepherd:{job}:chat-prod:1'"})
+                            {"d": ch.database, "tag": f"'shepherd:{job}:chat-prod:{k}'"})
             if rows:
                 break
             await asyncio.sleep(0.05)
@@ -163,15 +168,16 @@ async def test_cancel_kills_the_in_flight_mutation_and_stops(temporal_env: Any, 
         ch.command(f"SYSTEM START MERGES {scorecards}")
     assert isinstance(outcome, WorkflowFailureError) and progress.state == "cancelled"
     states = [c.state for c in progress.clusters["chat-prod"]]
-    assert states[0] == "done" and states[1] == "cancelled" and states[2] in ("done", "cancelled"), states
-    assert set(states[3:]) == {"cancelled"}, states
+    assert set(states[:k]) == {"done"} and states[k] == "cancelled", states
+    assert all(s in ("done", "cancelled") for s in states[k + 1:]), states
+    assert all(s == "cancelled" for s, c in zip(states, chunks, strict=True) if c.table == "scorecards"), states
     assert not desc.raw_description.pending_activities  # no chunk activity left running
     assert seen["mutation"] not in {m for m, _ in mutations}  # killed, not left pending
     assert all(done for _, done in mutations)
-    # The scores of day 1 went (chunk 0), its scorecards did not; merges are on again and nothing moves.
+    # The scores of chunk k's days went, their scorecards did not; merges are on again and nothing moves.
     assert seen["during"] != before
-    day1 = {str(d): d for d in before}[str(plan.clusters[0].chunks[1].start)]
-    assert ended[day1][0] == before[day1][0] and ended[day1][1] == 0  # its scores gone, its scorecards kept
+    days = [d for d in before if chunks[k].start <= d <= chunks[k].end]
+    assert days and all(ended[d][0] == before[d][0] and ended[d][1] == 0 for d in days)
     await asyncio.sleep(1.5)
     assert demo.ch_counts("marriott", "chat-prod", appeal=True) == ended
 

@@ -44,6 +44,7 @@ from bot.embedded.stack import private_runtime_dir, temporal_binary
 from bot.jobs.ids import job_workflow_id, new_job_id
 from bot.purge.service import PurgeJobService
 from commands.chunks import plan_purge
+from commands.key_chunks import TableDays, TableKey, cuts_needed, plan_key_range_purge
 from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDayCount, PurgePlan
 from commands.schedule import plan_backfill
 
@@ -143,6 +144,35 @@ class Recorder:
             counts[1] = PurgeDayCount("us-east-2", "oportun", d, n // 2, m)
         return plan_purge(counts, [CustomerRef(name="oportun", cluster="us-east-2")], rng, (1, 2, 3),
                           self.config().purge)
+
+    def key_range_plan(self, first: int, days: int, cap: int) -> PurgePlan:
+        """oportun's appeal rows on us-east-2 as key-range chunks of at most `cap` rows, cut keys read
+        from Postgres in the ClickHouse tables' sort-key order (the demo's rows come from there)."""
+        rng = DateRange(start=day(first), end=day(first + days - 1))
+        appeal = ("s.customer_id = 'oportun' AND s.scorecard_type <= 3 AND s.created_at >= %(lo)s"
+                  " AND s.created_at < %(hi)s::date + 1")
+        keyed = {"scorecards": ("s.created_at::date, s.id", "scorecards s"),
+                 "scores": ("s.created_at::date, s.id, x.criterion_id",
+                            "scores x JOIN scorecards s ON s.id = x.scorecard_id")}
+        entries: list[TableDays] = []
+        with self.pool.connection() as conn:
+            for table, (_, source) in keyed.items():
+                rows = conn.execute(f"SELECT s.created_at::date, count(*) FROM {source} WHERE {appeal} GROUP BY 1"
+                                    " ORDER BY 1", {"lo": rng.start, "hi": rng.end}).fetchall()
+                entries.append(TableDays("us-east-2", "oportun", table, rng.start.strftime("%Y%m"),
+                                         [d for d, _ in rows], [n for _, n in rows]))
+            cut_keys = {}
+            for cut in cuts_needed(entries, cap):
+                cols, source = keyed[cut.table]
+                row = conn.execute(f"SELECT {cols} FROM {source} WHERE {appeal} ORDER BY {cols} OFFSET %(k)s LIMIT 1",
+                                   {"lo": cut.day, "hi": cut.day, "k": cut.offset}).fetchone()
+                cut_keys[cut] = tuple(str(v) for v in row)
+        keys = {("us-east-2", "scorecards"): TableKey(("day", "scorecard_id"), ("Date", "UInt64")),
+                ("us-east-2", "scores"): TableKey(("day", "scorecard_id", "criterion_id"),
+                                                  ("Date", "UInt64", "UInt32"))}
+        policy = self.config().purge.model_copy(update={"max_rows_per_mutation": cap})
+        return plan_key_range_purge(entries, keys, cut_keys, [CustomerRef(name="oportun", cluster="us-east-2")],
+                                    rng, (1, 2, 3), policy)
 
     async def until(self, what: str, check: Callable[[], Awaitable[Any]], timeout: float = 120) -> Any:
         for _ in range(int(timeout / 0.1)):
@@ -274,6 +304,21 @@ class Recorder:
                         "Purge stopped by the drift guard (a chunk's rows changed since approval)",
                         events=["ActivityTaskFailed", "WorkflowExecutionFailed"])
 
+    async def purge_key_ranges(self) -> None:
+        """A key-range plan (days cut inside, one partition each), pipelined: a table's next chunk starts
+        beside its running mutation."""
+        await self.ensure_worker()
+        jobs = self.jobs()
+        job = new_job_id("purge")
+        plan = self.key_range_plan(0, 3, 700)
+        assert any(c.lo for cp in plan.clusters for c in cp.chunks), plan
+        await jobs.start_purge(plan, job, "U_ALICE")
+        done = await self.until("the purge done", lambda: self._purge_ended(jobs, job))
+        assert done.state == "done", done
+        await self.save("purge_key_ranges_pipelined", job_workflow_id("purge", job), None,
+                        "Purge of key-range chunks (cut inside days, IN PARTITION), pipelined, every chunk done",
+                        events=["MarkerRecorded", "WorkflowExecutionCompleted"])
+
     async def purge_pause_cancel(self) -> None:
         """On a worker whose ClickHouse runs no mutation on scorecards: a scorecards chunk waits on its
         mutation; pause, then cancel: the chunk's activity kills its mutation, the purge ends cancelled."""
@@ -313,7 +358,8 @@ class Recorder:
         return sum(w.state == "running" for w in (await jobs.progress(job)).windows) >= n
 
 
-PATHS = ("crash_resume_and_failed_window", "control", "cancel", "purge_done_and_drift", "purge_pause_cancel")
+PATHS = ("crash_resume_and_failed_window", "control", "cancel", "purge_done_and_drift", "purge_pause_cancel",
+         "purge_key_ranges")
 
 
 async def record(out: Path, paths: list[str]) -> None:

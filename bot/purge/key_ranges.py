@@ -1,0 +1,105 @@
+"""What the key-range purge planner needs from one cluster, read with the index.
+
+Each table's sort key and partition key come from `system.tables` (types from `system.columns`); the
+rows to delete are counted per (customer, partition, day), one grouped query per table; then every
+run boundary inside a day is one `LIMIT 1 OFFSET k` lookup on that day, in the table's key order.
+Nothing reads every row. The appeal filter is the one the purge activity deletes with, so the
+offsets and the chunk's recount agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from bot.adapters.ports import ClickHouse
+from bot.adapters.sql import ch_table, check_ident
+from bot.config import TargetTables
+from bot.errors import UserInputError
+from commands.key_chunks import Cut, TableDays, TableKey
+from commands.models import DateRange
+
+APPEAL = "customer_id = {c:String} AND day BETWEEN {lo:Date} AND {hi:Date} AND scorecard_type IN {types:Array(UInt8)}"
+
+
+def appeal_scores(cards: str, p: str = "") -> str:
+    """The scores to delete: those of the appeal scorecards of the same customer and days."""
+    appeal = APPEAL.replace("{", "{" + p) if p else APPEAL
+    return (f"customer_id = {{{p}c:String}} AND day BETWEEN {{{p}lo:Date}} AND {{{p}hi:Date}}"
+            f" AND scorecard_id IN (SELECT scorecard_id FROM {cards} WHERE {appeal})")
+
+
+class KeyRangeReader:
+    def __init__(self, ch: ClickHouse, cluster: str, names: TargetTables) -> None:
+        self.ch, self.cluster = ch, cluster
+        self.tables = {"scorecards": names.scorecards, "scores": names.scores}
+        self.cards = ch_table(ch.database, names.scorecards)
+
+    def table_keys(self) -> tuple[dict[tuple[str, str], TableKey], dict[str, str]]:
+        """Each table's sort key after customer_id, and its partition key ('' when none)."""
+        found = {str(r[0]): (str(r[1]), str(r[2])) for r in self.ch.query(
+            "SELECT name, partition_key, sorting_key FROM system.tables WHERE database = {d:String}"
+            " AND name IN {t:Array(String)}", {"d": self.ch.database, "t": list(self.tables.values())})}
+        types = {(str(r[0]), str(r[1])): str(r[2]) for r in self.ch.query(
+            "SELECT table, name, type FROM system.columns WHERE database = {d:String}"
+            " AND table IN {t:Array(String)}", {"d": self.ch.database, "t": list(self.tables.values())})}
+        keys: dict[tuple[str, str], TableKey] = {}
+        partitions: dict[str, str] = {}
+        for table, name in self.tables.items():
+            if name not in found:
+                raise UserInputError(f"cluster {self.cluster}: table {self.ch.database}.{name} not found")
+            partitions[table], sorting = found[name]
+            columns = [c.strip() for c in sorting.split(",")]
+            if columns[:2] != ["customer_id", "day"] or not all(c.isidentifier() for c in columns):
+                raise UserInputError(f"cluster {self.cluster}: {name} is sorted by ({sorting}); a key-range purge"
+                                     " needs a sort key starting with (customer_id, day)")
+            rest = tuple(check_ident(c) for c in columns[1:])
+            keys[(self.cluster, table)] = TableKey(rest, tuple(types[(name, c)] for c in rest))
+        return keys, partitions
+
+    def table_days(self, customers: Sequence[str], rng: DateRange, types: Sequence[int],
+                   partitions: dict[str, str]) -> list[TableDays]:
+        """Rows to delete per (customer, table, partition), per day with rows."""
+        where = APPEAL.replace("customer_id = {c:String}", "customer_id IN {cs:Array(String)}")
+        params = {"cs": list(customers), "lo": rng.start, "hi": rng.end, "types": list(types)}
+        out: list[TableDays] = []
+        for table, name in self.tables.items():
+            part = "_partition_id" if partitions[table] else "''"
+            source = ch_table(self.ch.database, name)
+            filt = (f"WHERE {where}" if table == "scorecards" else
+                    f"PREWHERE scorecard_id IN (SELECT scorecard_id FROM {self.cards} WHERE {where})"
+                    " WHERE customer_id IN {cs:Array(String)} AND day BETWEEN {lo:Date} AND {hi:Date}")
+            rows = self.ch.query(
+                f"SELECT customer_id, p, arrayMap(t -> t.1, r), arrayMap(t -> t.2, r) FROM ("
+                f" SELECT customer_id, p, arraySort(groupArray((day, toUInt64(n)))) AS r FROM ("
+                f"  SELECT customer_id, {part} AS p, day, count() AS n FROM {source} {filt}"
+                "   GROUP BY customer_id, p, day) GROUP BY customer_id, p)", params)
+            out += [TableDays(self.cluster, str(c), table, str(p), [_as_date(d) for d in days], [int(n) for n in ns])
+                    for c, p, days, ns in rows]
+        return out
+
+    def cut_keys(self, cuts: Sequence[Cut], keys: dict[tuple[str, str], TableKey],
+                 types: Sequence[int]) -> dict[Cut, tuple[str, ...]]:
+        """The key of the row at each cut: one ordered `LIMIT 1 OFFSET k` on the cut's day. One after another:
+        a clickhouse-connect client runs one query at a time in its session."""
+        return {cut: self._cut_key(cut, keys, types) for cut in cuts}
+
+    def _cut_key(self, cut: Cut, keys: dict[tuple[str, str], TableKey], types: Sequence[int]) -> tuple[str, ...]:
+        cols = keys[(self.cluster, cut.table)].columns
+        name = ch_table(self.ch.database, self.tables[cut.table])
+        where = APPEAL if cut.table == "scorecards" else appeal_scores(self.cards)
+        part = " AND _partition_id = {p:String}" if cut.partition else ""
+        rows = self.ch.query(
+            f"SELECT {', '.join(f'toString({c})' for c in cols)} FROM {name} WHERE {where}{part}"
+            f" ORDER BY customer_id, {', '.join(cols)} LIMIT 1 OFFSET {{k:UInt64}}",
+            {"c": cut.customer, "lo": cut.day, "hi": cut.day, "types": list(types), "p": cut.partition,
+             "k": cut.offset})
+        if not rows:
+            raise UserInputError(f"cluster {self.cluster}: {cut.customer} {cut.table} changed while planning"
+                                 f" (no row {cut.offset} on {cut.day}); plan again")
+        return tuple(str(v) for v in rows[0])
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
