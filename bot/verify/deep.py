@@ -43,7 +43,8 @@ class DeepVerifier:
             counting = ex.submit(self.service.verify, customers, sample, start, end, types, seed, today=today)
             if sample is None:  # the scope is known now: checksum the days while the counts run
                 refs = self.service.registry.resolve(customers)
-                rng = self.service.range_for(start, end, today or datetime.now(UTC).date())
+                asked = self.service.range_for(start, end, today or datetime.now(UTC).date())
+                rng, _ = self.service.clipped(refs, asked)  # as the counts do: the days the source holds
                 try:
                     found = self._deep(tuple(r.name for r in refs), {r.name: r.cluster for r in refs}, rng)
                 finally:
