@@ -1,6 +1,7 @@
 """Row checksums computed inside each database, equal for equal rows on both engines.
 
-Each row's columns become one byte string, hashed to 64 bits the same way on both sides: Postgres takes
+Each scorecard's columns become one byte string, and so do each scorecard's scores together (see
+PG_SCORES_BYTES), hashed to 64 bits the same way on both sides: Postgres takes
 the first 8 bytes of `md5` as a big-endian integer, and ClickHouse's `halfMD5` of one string is exactly
 that. The bytes are each integer as 8 big-endian bytes (`int8send`; ClickHouse: the reversed
 little-endian bytes of an Int64) and `value` as its 4 Float32 bytes (`float4send`): Postgres `real` and
@@ -37,7 +38,11 @@ PG_DAY = "(s.{at} AT TIME ZONE 'UTC')::date"
 PG_EPOCH = "floor(extract(epoch FROM s.{at}))::bigint"
 PG_BITS = "(('x' || encode(float4send(x.value), 'hex'))::bit(32))::bigint"
 PG_CARD_BYTES = f"int8send(s.id) || int8send(s.conversation_id) || int8send(s.{{ty}}::bigint) || int8send({PG_EPOCH})"
-PG_SCORE_BYTES = "int8send(x.scorecard_id) || int8send(x.criterion_id::bigint) || float4send(x.value)"
+# A scorecard's scores are hashed together, once per scorecard (one md5 per scorecard, not per score:
+# half the cost), as its id followed by its (criterion, value) byte strings in byte order (memcmp on
+# both engines, so ties between equal criteria cannot order differently); grouped by scorecard.
+PG_SCORE_ITEM = "int8send(x.criterion_id::bigint) || float4send(x.value)"
+PG_SCORES_BYTES = f"int8send(x.scorecard_id) || string_agg({PG_SCORE_ITEM}, ''::bytea ORDER BY {PG_SCORE_ITEM})"
 
 CH_EPOCH = "toUnixTimestamp(created_at)"
 CH_BITS = "reinterpretAsUInt32(value)"
@@ -49,8 +54,14 @@ def _ch8(column: str) -> str:
 
 CH_CARD_HASH = (f"halfMD5(concat({_ch8('scorecard_id')}, {_ch8('conversation_id')}, {_ch8('scorecard_type')}, "
                 f"{_ch8(CH_EPOCH)}))")
-CH_SCORE_HASH = (f"halfMD5(concat({_ch8('scorecard_id')}, {_ch8('criterion_id')}, "
-                 "reverse(reinterpretAsFixedString(value))))")
+
+
+def ch_scores_hash(r: str = "") -> str:
+    """A scorecard's scores hashed together (an aggregate: group by scorecard id), as PG_SCORES_BYTES."""
+    item = f"concat({_ch8(r + 'criterion_id')}, reverse(reinterpretAsFixedString({r}value)))"
+    return f"halfMD5(concat({_ch8(r + 'scorecard_id')}, arrayStringConcat(arraySort(groupArray({item})))))"
+
+
 # The segments of one query, as a small table: (i, customer, day, lo, hi).
 CH_SEGMENTS = ("(SELECT t.1 AS i, t.2 AS c, t.3 AS d, t.4 AS lo, t.5 AS hi FROM (SELECT arrayJoin(arrayZip("
                "{i:Array(UInt32)}, {c:Array(String)}, {d:Array(Date)}, {lo:Array(UInt64)}, {hi:Array(UInt64)})) AS t))")
@@ -82,7 +93,7 @@ class PostgresChecksums:
 
     def _sql(self, text: str) -> sql.Composed:
         expanded = text.replace("{card_hash}", PG_HASH.format(bytes=PG_CARD_BYTES)).replace(
-            "{score_hash}", PG_HASH.format(bytes=PG_SCORE_BYTES)).replace("{day}", PG_DAY).replace(
+            "{scores_hash}", PG_HASH.format(bytes=PG_SCORES_BYTES)).replace("{day}", PG_DAY).replace(
             "{epoch}", PG_EPOCH).replace("{bits}", PG_BITS).replace("{segments}", PG_SEGMENTS)
         return sql.SQL(expanded).format(**self.ids)
 
@@ -129,7 +140,7 @@ class PostgresChecksums:
         query = self._sql(
             f"SELECT s.{{c}}, {{day}}, count(*), sum({{card_hash}}), min(s.id), max(s.id), coalesce(sum(x.n), 0),"
             " coalesce(sum(x.h), 0) FROM {cards} s LEFT JOIN (SELECT x.scorecard_id, count(*) AS n,"
-            " sum({score_hash}) AS h FROM {scores} x WHERE x.scorecard_id >= %(first)s AND x.scorecard_id < %(stop)s"
+            " {scores_hash} AS h FROM {scores} x WHERE x.scorecard_id >= %(first)s AND x.scorecard_id < %(stop)s"
             " GROUP BY x.scorecard_id) x ON x.scorecard_id = s.id"
             f" WHERE s.id >= %(first)s AND s.id < %(stop)s AND {where} AND NOT (s.{{ty}} = ANY(%(appeal)s))"
             " GROUP BY 1, 2")
@@ -153,8 +164,9 @@ class PostgresChecksums:
         not_appeal = " WHERE NOT (s.{ty} = ANY(%(appeal)s)) GROUP BY g.i"
         cards, scores = self._run([
             self._sql("SELECT g.i, count(*), sum({card_hash}) FROM {segments}" + not_appeal),
-            self._sql("SELECT g.i, count(*), sum({score_hash}) FROM {segments}"
-                      " JOIN {scores} x ON x.scorecard_id = s.id" + not_appeal),
+            self._sql("SELECT i, sum(n), sum(h) FROM (SELECT g.i, count(*) AS n, {scores_hash} AS h FROM {segments}"
+                      " JOIN {scores} x ON x.scorecard_id = s.id WHERE NOT (s.{ty} = ANY(%(appeal)s))"
+                      " GROUP BY g.i, x.scorecard_id) z GROUP BY i"),
         ], self._segment_params(segments))
         out = [Checksum() for _ in segments]
         for i, n, h in cards:
@@ -189,8 +201,9 @@ class ClickHouseChecksums:
         query = (
             f"SELECT 0, customer_id, day, count(), sum({CH_CARD_HASH}), min(scorecard_id), max(scorecard_id)"
             f" FROM {self.cards} WHERE {where} GROUP BY customer_id, day UNION ALL"
-            f" SELECT 1, customer_id, day, count(), sum({CH_SCORE_HASH}), min(scorecard_id), max(scorecard_id)"
-            f" FROM {self.scores} WHERE {where} GROUP BY customer_id, day"
+            " SELECT 1, customer_id, day, sum(n), sum(h), min(scorecard_id), max(scorecard_id) FROM"
+            f" (SELECT customer_id, day, scorecard_id, count() AS n, {ch_scores_hash()} AS h FROM {self.scores}"
+            f" WHERE {where} GROUP BY customer_id, day, scorecard_id) GROUP BY customer_id, day"
         )
         out: dict[tuple[str, date], Checksum] = {}
         for part, c, d, n, h, lo, hi in self.ch.query(query, {"customers": list(names), "lo": first, "hi": last}):
@@ -216,8 +229,8 @@ class ClickHouseChecksums:
             return []
         query = (f"SELECT 0, g.i, count(), sum(r.h) FROM {self._joined(self.cards, CH_CARD_HASH + ' AS h')}"
                  " GROUP BY g.i UNION ALL"
-                 f" SELECT 1, g.i, count(), sum(r.h) FROM {self._joined(self.scores, CH_SCORE_HASH + ' AS h')}"
-                 " GROUP BY g.i")
+                 f" SELECT 1, i, sum(n), sum(h) FROM (SELECT g.i AS i, count() AS n, {ch_scores_hash('r.')} AS h"
+                 f" FROM {self._joined(self.scores, 'criterion_id, value')} GROUP BY g.i, r.scorecard_id) GROUP BY i")
         out = [Checksum() for _ in segments]
         for part, i, n, h in self.ch.query(query, self._segment_params(segments)):
             one = Checksum(int(n), int(h)) if int(part) == 0 else Checksum(scores=int(n), score_sum=int(h))
