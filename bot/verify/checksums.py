@@ -215,12 +215,12 @@ class ClickHouseChecksums:
 
     def _segment_params(self, segments: Sequence[Segment]) -> dict[str, Any]:
         return {"i": list(range(len(segments))), "c": [s.customer for s in segments], "d": [s.day for s in segments],
-                "lo": [s.lo for s in segments], "hi": [s.hi for s in segments],
-                "cs": sorted({s.customer for s in segments}), "ds": sorted({s.day for s in segments})}
+                "lo": [s.lo for s in segments], "hi": [s.hi for s in segments]}
 
     def _joined(self, table: str, columns: str) -> str:
         return (f"(SELECT customer_id, day, scorecard_id, {columns} FROM {table}"
-                " WHERE customer_id IN {cs:Array(String)} AND day IN {ds:Array(Date)}) AS r"
+                " WHERE (customer_id, day) IN (SELECT t.1, t.2 FROM (SELECT arrayJoin(arrayZip({c:Array(String)},"
+                " {d:Array(Date)})) AS t))) AS r"
                 f" INNER JOIN {CH_SEGMENTS} AS g ON r.customer_id = g.c AND r.day = g.d"
                 " WHERE r.scorecard_id >= g.lo AND r.scorecard_id < g.hi")
 
