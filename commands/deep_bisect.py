@@ -115,8 +115,18 @@ def next_round(checked: Iterable[tuple[Segment, Checksum, Checksum]], *, fetch_r
             fetch.append(segment)
         else:
             rows = max(pg.rows, ch.rows)
-            check.extend(split(segment, min(MAX_FANOUT, max(fanout, -(-rows // fetch_rows)))))
+            check.extend(split(narrowed(segment, pg, ch), min(MAX_FANOUT, max(fanout, -(-rows // fetch_rows)))))
     return Round(tuple(sorted(fetch)), tuple(check), same)
+
+
+def narrowed(segment: Segment, *sums: Checksum) -> Segment:
+    """The segment cut down to the ids its rows hold (on either side), so that one outlying id (say an
+    extra row with a far larger id) does not make every split but one empty: rounds follow the rows."""
+    ids = [v for c in sums for v in (c.lo, c.hi) if v is not None]
+    if not ids:
+        return segment
+    lo, hi = max(segment.lo, min(ids)), min(segment.hi, max(ids) + 1)
+    return Segment(segment.customer, segment.day, lo, hi) if lo < hi else segment
 
 
 def merge_adjacent(segments: Sequence[Segment]) -> tuple[Segment, ...]:

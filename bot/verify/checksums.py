@@ -163,14 +163,14 @@ class PostgresChecksums:
             return []
         not_appeal = " WHERE NOT (s.{ty} = ANY(%(appeal)s)) GROUP BY g.i"
         cards, scores = self._run([
-            self._sql("SELECT g.i, count(*), sum({card_hash}) FROM {segments}" + not_appeal),
+            self._sql("SELECT g.i, count(*), sum({card_hash}), min(s.id), max(s.id) FROM {segments}" + not_appeal),
             self._sql("SELECT i, sum(n), sum(h) FROM (SELECT g.i, count(*) AS n, {scores_hash} AS h FROM {segments}"
                       " JOIN {scores} x ON x.scorecard_id = s.id WHERE NOT (s.{ty} = ANY(%(appeal)s))"
                       " GROUP BY g.i, x.scorecard_id) z GROUP BY i"),
         ], self._segment_params(segments))
         out = [Checksum() for _ in segments]
-        for i, n, h in cards:
-            out[i] = out[i].plus(Checksum(int(n), int(h)))
+        for i, n, h, lo, hi in cards:
+            out[i] = out[i].plus(Checksum(int(n), int(h), lo=int(lo), hi=int(hi)))
         for i, n, h in scores:
             out[i] = out[i].plus(Checksum(scores=int(n), score_sum=int(h)))
         return out
@@ -227,13 +227,15 @@ class ClickHouseChecksums:
     def segments(self, segments: Sequence[Segment]) -> list[Checksum]:
         if not segments:
             return []
-        query = (f"SELECT 0, g.i, count(), sum(r.h) FROM {self._joined(self.cards, CH_CARD_HASH + ' AS h')}"
-                 " GROUP BY g.i UNION ALL"
-                 f" SELECT 1, i, sum(n), sum(h) FROM (SELECT g.i AS i, count() AS n, {ch_scores_hash('r.')} AS h"
-                 f" FROM {self._joined(self.scores, 'criterion_id, value')} GROUP BY g.i, r.scorecard_id) GROUP BY i")
+        query = (f"SELECT 0, g.i, count(), sum(r.h), min(r.scorecard_id), max(r.scorecard_id)"
+                 f" FROM {self._joined(self.cards, CH_CARD_HASH + ' AS h')} GROUP BY g.i UNION ALL"
+                 " SELECT 1, i, sum(n), sum(h), min(id), max(id) FROM (SELECT g.i AS i, r.scorecard_id AS id,"
+                 f" count() AS n, {ch_scores_hash('r.')} AS h FROM {self._joined(self.scores, 'criterion_id, value')}"
+                 " GROUP BY g.i, r.scorecard_id) GROUP BY i")
         out = [Checksum() for _ in segments]
-        for part, i, n, h in self.ch.query(query, self._segment_params(segments)):
-            one = Checksum(int(n), int(h)) if int(part) == 0 else Checksum(scores=int(n), score_sum=int(h))
+        for part, i, n, h, lo, hi in self.ch.query(query, self._segment_params(segments)):
+            one = (Checksum(int(n), int(h), lo=int(lo), hi=int(hi)) if int(part) == 0
+                   else Checksum(scores=int(n), score_sum=int(h), lo=int(lo), hi=int(hi)))
             out[int(i)] = out[int(i)].plus(one)
         return out
 

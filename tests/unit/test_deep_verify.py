@@ -65,6 +65,16 @@ def test_day_segments_span_every_id_either_side_holds() -> None:
     assert differing_days({("a", D): Checksum(2, 5)}, {("a", D): Checksum(2, 5)}).differing == ()
 
 
+def test_a_split_follows_the_rows_not_an_outlying_id() -> None:
+    seg = Segment("a", D, 100, 10**12)
+    r = next_round([(seg, Checksum(1000, 1, lo=100, hi=1099), Checksum(1001, 2, lo=100, hi=10**12 - 1))],
+                   fetch_rows=100, fanout=4)
+    assert r.check == split(seg, 11)  # both ends are held: nothing to cut
+    r = next_round([(seg, Checksum(1000, 1, lo=100, hi=1099), Checksum(1000, 2, lo=150, hi=1099))],
+                   fetch_rows=100, fanout=4)
+    assert r.check == split(Segment("a", D, 100, 1100), 10)
+
+
 def test_touching_segments_are_fetched_as_one() -> None:
     assert merge_adjacent([Segment("a", D, 5, 9), Segment("a", D, 0, 5), Segment("b", D, 9, 12)]) == (
         Segment("a", D, 0, 9), Segment("b", D, 9, 12))
@@ -133,7 +143,9 @@ def _sum(cards: Sequence[CardRow], scores: Sequence[ScoreRow], seg: Segment) -> 
         return (r.customer, r.day) == (seg.customer, seg.day) and seg.lo <= r.scorecard_id < seg.hi
     c = [r for r in cards if inside(r)]
     s = [r for r in scores if inside(r)]
-    return Checksum(len(c), sum(map(_h, c)) % MOD, len(s), sum(map(_h, s)) % MOD)
+    ids = [r.scorecard_id for r in (*c, *s)]
+    return Checksum(len(c), sum(map(_h, c)) % MOD, len(s), sum(map(_h, s)) % MOD, min(ids, default=None),
+                    max(ids, default=None))
 
 
 def _day_sums(cards: Sequence[CardRow]) -> dict[tuple[str, date], Checksum]:
@@ -170,13 +182,15 @@ def test_bisection_finds_exactly_the_rows_that_differ(n: int, edits: list[tuple[
             ch[ch.index(row)] = replace(row, conversation_id=99)
             expected.add(("changed", row.scorecard_id))
         else:
-            ch.append(card(3 * i + 1, kind=1))  # an appeal row Postgres never had, between two others
-            expected.add(("appeal", 3 * i + 1))
+            far = 3 * i + 1 if i % 2 else 10**12 + i  # between two others, or far beyond every id
+            ch.append(card(far, kind=1))  # an appeal row Postgres never had
+            expected.add(("appeal", far))
     days = differing_days(_day_sums(pg), _day_sums(ch))
     step = next_round(((s, _sum(pg, [], s), _sum(ch, [], s)) for s in days.differing),
                       fetch_rows=fetch_rows, fanout=fanout)
-    fetch = list(step.fetch)
+    fetch, rounds = list(step.fetch), 0
     while step.check:
+        rounds += 1
         step = next_round(((s, _sum(pg, [], s), _sum(ch, [], s)) for s in step.check),
                           fetch_rows=fetch_rows, fanout=fanout)
         fetch += step.fetch
@@ -188,3 +202,4 @@ def test_bisection_finds_exactly_the_rows_that_differ(n: int, edits: list[tuple[
     found = classify(rows(pg), rows(ch), [], [], APPEAL)
     assert {(d.kind, d.scorecard_id) for d in found} == expected
     assert len(rows(pg)) + len(rows(ch)) <= len(expected) * 2 * (fetch_rows + 1)  # only small segments read
+    assert rounds <= 6  # the rounds follow the rows, not the id span (10**12 wide with an outlier)
