@@ -47,6 +47,13 @@ class DeepReport:
     def per_day(self) -> dict[date, int]:
         return dict(sorted(Counter(d.day for d in self.rows).items()))
 
+    def per_day_and_kind(self) -> dict[str, dict[str, int]]:
+        """{"2026-01-20": {"missing": 3, "changed": 1}}: what the chart draws."""
+        out: dict[str, Counter[str]] = {}
+        for d in self.rows:
+            out.setdefault(d.day.isoformat(), Counter())[d.kind] += 1
+        return {day: dict(n) for day, n in sorted(out.items())}
+
 
 def kinds_phrase(counts: dict[str, int]) -> str:
     """{"missing": 12, "appeal": 3} -> "missing in ClickHouse 12, appeal row present 3"."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from slack_sdk.models.blocks import Block
 
@@ -27,6 +28,7 @@ from commands.verify_report import (
     verdict,
 )
 
+log = logging.getLogger(__name__)
 SLACK_ROWS = 15  # mismatch rows shown in Slack; the CLI's --json lists all of them
 NAMED = 40  # mismatching customers named in Slack
 
@@ -128,7 +130,25 @@ class VerifyFlow:
             await asyncio.to_thread(record_deep, self.deps.records.pool, job_id, deep)
         msg = verify_message(report, job_id, who.user, deep)
         if thread is not None:
-            await self.out.post(thread[0], msg, thread_ts=thread[1])
+            ts = await self.out.post(thread[0], msg, thread_ts=thread[1])
         else:
-            await self.out.post(who.channel, msg)
+            ts = await self.out.post(who.channel, msg)
+        if deep is not None and deep.rows:
+            under = thread or (who.channel, ts)
+            await self._chart(deep, job_id, under[0], under[1])
         return job_id
+
+    async def _chart(self, deep: DeepReport, job_id: str, channel: str, thread_ts: str) -> None:
+        """Differing rows per day, by kind, under the report (a nicety: the report stands without it)."""
+        if self.deps.chart_dir is None:
+            return
+        from bot.verify.chart import deep_chart
+
+        path = self.deps.chart_dir / f"{job_id}.png"
+        title = f"Verification {job_id}: differing rows per day, by kind"
+        try:
+            await self.deps.heavy.draw(deep_chart, deep.per_day_and_kind(), title, path)
+        except Exception:
+            log.exception("could not draw the chart of %s", job_id)
+            return
+        await self.out.upload(channel, thread_ts, path, title)

@@ -150,7 +150,8 @@ def test_a_narrow_deep_check_sees_only_its_scope(injected: tuple[Any, dict[str, 
     assert deep_text(report).splitlines()[-1].endswith("The counts alone match: only the checksums see these.")
 
 
-async def test_slack_shows_a_summary_and_the_first_rows(injected: tuple[Any, dict[str, Any]]) -> None:
+async def test_slack_shows_a_summary_the_first_rows_and_a_chart(injected: tuple[Any, dict[str, Any]],
+                                                                 tmp_path: Any) -> None:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.jobs.approvals import Approvals
@@ -175,7 +176,8 @@ async def test_slack_shows_a_summary_and_the_first_rows(injected: tuple[Any, dic
         client = AsyncWebClient(token="xoxb-t", base_url=emu.api_url)
         registry = CustomerRegistry.from_config(env.config)
         deps = SlackDeps(env.config, PlanningService(env.config, registry, env.pool, env.lookup), None,  # type: ignore[arg-type]
-                         JobRecords(env.pool), Approvals(env.pool, env.config.access), AuditLog(env.pool), client)
+                         JobRecords(env.pool), Approvals(env.pool, env.config.access), AuditLog(env.pool), client,
+                         chart_dir=tmp_path)
         flow = VerifyFlow(deps, SlackOut(client, deps.records),
                           VerifyService(env.config, registry, env.pool, env.lookup))
         job_id = await flow.run(parse("/verify", "hilton --deep"), Who("U_ALICE", "C_OPS", "ops", respond))  # type: ignore[arg-type]
@@ -188,6 +190,9 @@ async def test_slack_shows_a_summary_and_the_first_rows(injected: tuple[Any, dic
         row = JobRecords(env.pool).get(job_id)
         assert row.state == "mismatch" and row.plan is not None
         assert row.plan["deep"]["by_kind"]["changed"] == 2 and len(row.plan["deep"]["rows"]) <= 20
+        [chart] = emu.thread("C_OPS", msg.ts)  # differing rows per day, under the report
+        assert [f["title"] for f in chart.files] == [f"Verification {job_id}: differing rows per day, by kind"]
+        assert emu.file_bytes(chart.files[0]["id"]).startswith(b"\x89PNG")
         assert emu.contract_violations == []
 
 
