@@ -17,6 +17,7 @@ MOD = 2**64
 FETCH_ROWS = 500  # a differing segment with at most this many rows (either side) is fetched whole
 FANOUT = 16  # a larger differing segment is split into at least this many id ranges per round
 MAX_FANOUT = 256  # ... and at most this many: enough for pieces of about FETCH_ROWS rows in one round
+MAX_FETCHED = 200_000  # rows (both sides) read to name differences; beyond, segments are left unnamed
 
 
 @dataclass(frozen=True, order=True)
@@ -64,6 +65,7 @@ class Round:
     fetch: tuple[Segment, ...] = ()  # small differing segments: fetch their rows from both sides
     check: tuple[Segment, ...] = ()  # the children of large differing segments: checksum them next
     same: int = 0  # segments whose checksums agreed (no further work)
+    fetch_rows: tuple[int, ...] = ()  # rows each `fetch` segment holds (both sides together)
 
 
 @dataclass(frozen=True)
@@ -105,18 +107,19 @@ def next_round(checked: Iterable[tuple[Segment, Checksum, Checksum]], *, fetch_r
     differing ones (or those a single id wide), split the others: into pieces of about `fetch_rows` rows
     (at least `fanout`, at most MAX_FANOUT of them), so that one more round is usually the last. Every
     round costs one query per side whatever its number of segments, so fewer, wider rounds are faster."""
-    fetch: list[Segment] = []
+    fetch: list[tuple[Segment, int]] = []
     check: list[Segment] = []
     same = 0
     for segment, pg, ch in checked:
         if pg.same(ch):
             same += 1
         elif max(pg.rows, ch.rows) <= fetch_rows or segment.hi - segment.lo <= 1:
-            fetch.append(segment)
+            fetch.append((segment, pg.rows + ch.rows))
         else:
             rows = max(pg.rows, ch.rows)
             check.extend(split(narrowed(segment, pg, ch), min(MAX_FANOUT, max(fanout, -(-rows // fetch_rows)))))
-    return Round(tuple(sorted(fetch)), tuple(check), same)
+    fetch.sort()
+    return Round(tuple(f[0] for f in fetch), tuple(check), same, tuple(f[1] for f in fetch))
 
 
 def narrowed(segment: Segment, *sums: Checksum) -> Segment:
@@ -127,6 +130,20 @@ def narrowed(segment: Segment, *sums: Checksum) -> Segment:
         return segment
     lo, hi = max(segment.lo, min(ids)), min(segment.hi, max(ids) + 1)
     return Segment(segment.customer, segment.day, lo, hi) if lo < hi else segment
+
+
+def within_budget(segments: Sequence[Segment], rows: Sequence[int], budget: int = MAX_FETCHED
+                  ) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
+    """The segments to fetch, in order, while their rows fit the budget; and those left unnamed (a scope
+    with millions of differing rows, such as every appeal row before a cleanup, is named in part)."""
+    taken: list[Segment] = []
+    total = 0
+    for i, (segment, n) in enumerate(zip(segments, rows, strict=True)):
+        if total + n > budget and taken:
+            return tuple(taken), tuple(segments[i:])
+        taken.append(segment)
+        total += n
+    return tuple(taken), ()
 
 
 def merge_adjacent(segments: Sequence[Segment]) -> tuple[Segment, ...]:

@@ -24,6 +24,7 @@ class DeepReport:
     segments_checked: int = 0  # id segments checksummed while bisecting
     rows_fetched: int = 0  # rows read (both sides) to name the differences
     timings: dict[str, float] = field(default_factory=dict)
+    unnamed_segments: int = 0  # differing segments not fetched (over the fetch budget): their rows are not listed
 
     @property
     def ok(self) -> bool:
@@ -70,8 +71,10 @@ def deep_verdict(report: DeepReport) -> str:
     if report.counts.ok:
         missed = " The counts alone match: only the checksums see these."
     rows = kinds_phrase(report.by_kind) or "checksums differ, no row named"
+    partial = (f" Only part of the rows are named: {report.unnamed_segments:,} differing segments were not read."
+               if report.unnamed_segments else "")
     return (f"MISMATCH: {len(report.customers_differing)} of {n} customers differ ({span}) in "
-            f"{len(report.days_differing)} days: {rows}.{missed}")
+            f"{len(report.days_differing)} days: {rows}.{missed}{partial}")
 
 
 ROW_HEAD = ["customer", "day", "table", "scorecard", "criterion", "kind", "columns"]
@@ -88,6 +91,9 @@ def diff_rows(report: DeepReport, cap: int = DEEP_CAP) -> tuple[list[list[str]],
 def _summary_lines(report: DeepReport) -> list[str]:
     lines = [f"Deep check: {report.days_checked:,} customer-days checksummed, {len(report.days_differing):,} "
              f"differ; {report.segments_checked:,} id segments bisected, {report.rows_fetched:,} rows fetched"]
+    if report.unnamed_segments:
+        lines.append(f"{report.unnamed_segments:,} more differing id segments were not fetched (too many rows "
+                     "to read at once): their rows are not listed; verify fewer customers or days to name them")
     if report.rows:
         lines.append("Differing rows: " + kinds_phrase(report.by_kind))
         lines.append("By customer: " + "; ".join(f"{c} ({kinds_phrase(k)})" for c, k in report.per_customer().items()))
@@ -123,6 +129,7 @@ def deep_json(report: DeepReport, cap: int | None = None) -> dict[str, Any]:
             "days_differing": [{"customer": c, "day": d.isoformat()} for c, d in report.days_differing],
             "segments_checked": report.segments_checked,
             "rows_fetched": report.rows_fetched,
+            "unnamed_segments": report.unnamed_segments,
             "by_kind": report.by_kind,
             "per_customer": report.per_customer(),
             "per_day": {d.isoformat(): n for d, n in report.per_day().items()},

@@ -76,7 +76,9 @@ def deep_blocks(deep: DeepReport) -> list[Block]:
     """The row-by-row part: a summary by kind and customer, and the first rows."""
     blocks: list[Block] = [context(
         f"Row by row: {deep.days_checked:,} customer-days checksummed, {len(deep.days_differing):,} differ; "
-        f"{deep.rows_fetched:,} rows fetched to name them")]
+        f"{deep.rows_fetched:,} rows fetched to name them"
+        + (f"; {deep.unnamed_segments:,} differing segments not read (too many rows): narrow the scope to name them"
+           if deep.unnamed_segments else ""))]
     if deep.rows:
         per = [f"{c} ({kinds_phrase(k)})" for c, k in deep.per_customer().items()]
         more = f"; and {len(per) - NAMED} more" if len(per) > NAMED else ""

@@ -19,7 +19,17 @@ from typing import Any, TypeVar
 
 from bot.verify.checksums import ClickHouseChecksums, PostgresChecksums
 from bot.verify.service import STORED_MISMATCHES, VerifyService
-from commands.deep_bisect import EMPTY, Checksum, DayChecks, Segment, differing_days, merge_adjacent, next_round
+from commands.deep_bisect import (
+    EMPTY,
+    MAX_FETCHED,
+    Checksum,
+    DayChecks,
+    Segment,
+    differing_days,
+    merge_adjacent,
+    next_round,
+    within_budget,
+)
 from commands.deep_report import DeepReport, deep_json
 from commands.deep_rows import CardRow, RowDiff, ScoreRow, classify
 from commands.models import DateRange
@@ -30,8 +40,9 @@ U = TypeVar("U")
 
 
 class DeepVerifier:
-    def __init__(self, service: VerifyService) -> None:
+    def __init__(self, service: VerifyService, max_fetched: int = MAX_FETCHED) -> None:
         self.service = service
+        self.max_fetched = max_fetched  # rows read (both sides) to name the differences, at most
         self.config = service.config
         self.postgres = PostgresChecksums(service.config, service.source)
 
@@ -54,13 +65,13 @@ class DeepVerifier:
                 refs = self.service.registry.resolve(counts.customers)
                 found = self._deep(counts.customers, {r.name: r.cluster for r in refs},
                                    DateRange(start=counts.start, end=counts.end))
-        rows, days, checked, fetched, timings = found
+        rows, days, checked, fetched, timings, unnamed = found
         timings.update({"counts": counts.timings.get("total", 0.0), "total": time.perf_counter() - began})
         return DeepReport(counts, rows, days.days, tuple((s.customer, s.day) for s in days.differing), checked,
-                          fetched, timings)
+                          fetched, timings, unnamed)
 
     def _deep(self, names: tuple[str, ...], clusters: dict[str, str], rng: DateRange
-              ) -> tuple[tuple[RowDiff, ...], DayChecks, int, int, dict[str, float]]:
+              ) -> tuple[tuple[RowDiff, ...], DayChecks, int, int, dict[str, float], int]:
         """Day checksums, bisection and the rows of the small differing segments."""
         timings: dict[str, float] = {}
         sides = {name: ClickHouseChecksums(self.config, self.service.lookup.connect(name).client)
@@ -80,7 +91,7 @@ class DeepVerifier:
         t0 = time.perf_counter()
         step = next_round((s, pg_days.get((s.customer, s.day), EMPTY), ch_days.get((s.customer, s.day), EMPTY))
                           for s in days.differing)
-        fetch, checked = list(step.fetch), 0
+        fetch, sizes, checked = list(step.fetch), list(step.fetch_rows), 0
         for _ in range(MAX_ROUNDS):
             if not step.check:
                 break
@@ -95,10 +106,12 @@ class DeepVerifier:
                 merged.update(part)
             step = next_round((s, pg_sums[i], merged.get(s, EMPTY)) for i, s in enumerate(segments))
             fetch += step.fetch
+            sizes += step.fetch_rows
         timings["bisect"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        leaves = merge_adjacent(fetch)
+        taken, unnamed = within_budget(fetch, sizes, self.max_fetched)
+        leaves = merge_adjacent(taken)
         pg_rows, ch_rows = self._both(partial(self.postgres.rows, leaves), {
             c: partial(sides[c].rows, [s for s in leaves if clusters[s.customer] == c]) for c in sides})
         ch_cards: list[CardRow] = [r for cards, _ in ch_rows.values() for r in cards]
@@ -106,7 +119,7 @@ class DeepVerifier:
         rows = classify(pg_rows[0], ch_cards, pg_rows[1], ch_scores, self.config.appeal_types)
         timings["rows"] = time.perf_counter() - t0
         fetched = len(pg_rows[0]) + len(pg_rows[1]) + len(ch_cards) + len(ch_scores)
-        return rows, days, checked, fetched, timings
+        return rows, days, checked, fetched, timings, len(unnamed)
 
     def _both(self, postgres: Callable[[], T], clusters: Mapping[str, Callable[[], U]]) -> tuple[T, dict[str, U]]:
         """Postgres and every cluster at the same time."""

@@ -102,6 +102,17 @@ def injected(make_demo: Callable[..., Any]) -> tuple[Any, dict[str, Any]]:
                  "lost_crit": lost_crit, "swap_dup": swap_dup, "dup_crit": dup_crit}
 
 
+def test_before_the_cleanup_every_appeal_row_is_named_or_the_budget_says_so(make_demo: Callable[..., Any]) -> None:
+    env = make_demo(scale=0.002)
+    service = VerifyService(env.config, CustomerRegistry.from_config(env.config), env.pool, env.lookup)
+    report = DeepVerifier(service, max_fetched=10**7).verify(("hilton", "oportun"))
+    t = report.counts.totals
+    assert report.by_kind == {"appeal": t.appeal_scorecards + t.appeal_scores} and report.unnamed_segments == 0
+    part = DeepVerifier(service, max_fetched=2_000).verify(("hilton", "oportun"))
+    assert part.unnamed_segments > 0 and 0 < len(part.rows) < len(report.rows) and part.rows_fetched <= 2_000 + 500
+    assert set(part.rows) <= set(report.rows) and "Only part of the rows are named" in deep_text(part)
+
+
 def test_every_kind_of_difference_is_named_exactly(injected: tuple[Any, dict[str, Any]]) -> None:
     env, ids = injected
     deleted, deleted_crits, dup_card, rescored, rescored_crit, changed_card, swap_lost, lost_crit, swap_dup, \

@@ -20,6 +20,7 @@ from commands.deep_bisect import (
     merge_adjacent,
     next_round,
     split,
+    within_budget,
 )
 from commands.deep_report import DeepReport, deep_json, deep_text, deep_verdict
 from commands.deep_rows import CardRow, ScoreRow, classify
@@ -73,6 +74,16 @@ def test_a_split_follows_the_rows_not_an_outlying_id() -> None:
     r = next_round([(seg, Checksum(1000, 1, lo=100, hi=1099), Checksum(1000, 2, lo=150, hi=1099))],
                    fetch_rows=100, fanout=4)
     assert r.check == split(Segment("a", D, 100, 1100), 10)
+
+
+def test_the_rows_read_stay_within_a_budget() -> None:
+    segs = [Segment("a", D, i, i + 1) for i in range(5)]
+    assert within_budget(segs, [40, 40, 40, 40, 40], budget=100) == (tuple(segs[:2]), tuple(segs[2:]))
+    assert within_budget(segs[:1], [500], budget=100) == (tuple(segs[:1]), ())  # at least one is read
+    report = replace(_report([card(i) for i in range(3)]), unnamed_segments=4)
+    assert "4 more differing id segments were not fetched" in deep_text(report)
+    assert deep_verdict(report).endswith("Only part of the rows are named: 4 differing segments were not read.")
+    assert deep_json(report)["deep"]["unnamed_segments"] == 4
 
 
 def test_touching_segments_are_fetched_as_one() -> None:
