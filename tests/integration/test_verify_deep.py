@@ -57,6 +57,9 @@ def test_a_clean_dataset_verifies_clean_row_by_row(clean: Any) -> None:
     assert report.rows == () and report.days_differing == () and report.days_checked > 1000
     assert report.segments_checked == 0 and report.rows_fetched == 0
     assert deep_text(report).splitlines()[-1].startswith("Verdict: MATCH: 95 of 95 customers match Postgres row by row")
+    sampled = deep(clean).verify(sample=5, seed=3)  # the draw decides the scope of the checksums too
+    assert sampled.ok and len(sampled.counts.customers) == 5 and sampled.counts.seed == 3
+    assert 0 < sampled.days_checked <= 5 * 51
 
 
 @pytest.fixture(scope="module")
