@@ -122,6 +122,9 @@ class BackfillSettings(Strict):
     # Heartbeats reach Temporal every HEARTBEAT_EVERY_S (bot/temporal/worker.py): the default is six.
     heartbeat_timeout_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
+    # A job's history past this many events continues as new once its running windows end (Temporal
+    # fails a history at 51,200 events; a window costs about 4; replaying 10,000 events took 4.4 s).
+    continue_after_events: int = Field(default=5_000, ge=20, le=40_000)
 
     @model_validator(mode="after")
     def _parallel(self) -> BackfillSettings:

@@ -23,7 +23,7 @@ from bot.errors import UserInputError
 from bot.purge.key_ranges import KeyRangeReader
 from bot.registry import CustomerRegistry
 from commands import limits
-from commands.key_chunks import Cut, TableDays, TableKey, cuts_needed, plan_key_range_purge
+from commands.key_chunks import Cut, TableDays, TableKey, cuts_needed, lower_bound, plan_key_range_purge
 from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDays, PurgePlan, PurgePolicy
 from commands.schedule import plan_backfill_series
 
@@ -123,30 +123,38 @@ class PlanningService:
     def plan_key_ranges(self, customers: Sequence[CustomerRef], rng: DateRange, types: Sequence[int],
                         policy: PurgePolicy) -> PurgePlanResult:
         """Key-range chunks (`commands/key_chunks.py`): per cluster, the sort keys, the per-day counts per
-        partition, then one key lookup per cut inside a day; clusters are asked at once. The range is
+        partition, the size checked against the limits, then the cut keys (one query per day with cuts);
+        clusters are asked at once. The range is
         clipped to the days that hold rows to delete, and the plan's size is checked against the limits."""
         by_cluster: dict[str, list[str]] = defaultdict(list)
         for c in customers:
             by_cluster[c.cluster].append(c.name)
         cap = policy.max_rows_per_mutation
 
-        def one(cluster: str, names: list[str]) -> tuple[LookupResult, list[TableDays], dict[Any, Any], dict[Any, Any]]:
+        Found = tuple[LookupResult, KeyRangeReader, list[TableDays], dict[Any, Any]]
+
+        def read(cluster: str, names: list[str]) -> Found:
             found = self.lookup.connect(cluster)
             reader = KeyRangeReader(found.client, cluster, self.config.target)
             keys, partitions = reader.table_keys()
-            entries = reader.table_days(names, rng, types, partitions)
-            return found, entries, keys, reader.cut_keys(cuts_needed(entries, cap), keys, types)
+            return found, reader, reader.table_days(names, rng, types, partitions), keys
 
         entries: list[TableDays] = []
         keys: dict[tuple[str, str], TableKey] = {}
         cut_keys: dict[Cut, tuple[str, ...]] = {}
         lookups: dict[str, LookupResult] = {}
+        readers: dict[str, tuple[KeyRangeReader, list[TableDays]]] = {}
         with ThreadPoolExecutor(max_workers=max(len(by_cluster), 1)) as pool:
-            futures = {cluster: pool.submit(one, cluster, names) for cluster, names in sorted(by_cluster.items())}
+            futures = {cluster: pool.submit(read, cluster, names) for cluster, names in sorted(by_cluster.items())}
             for cluster, future in futures.items():
-                lookups[cluster], found, k, cuts = future.result()
+                lookups[cluster], reader, found, k = future.result()
+                readers[cluster] = (reader, found)
                 entries += found
                 keys.update(k)
+            # a plan too large is refused before its cut keys are looked up (a tiny --max-rows means many)
+            _user(limits.check_plan_size, lower_bound(entries, cap), self.config.limits.max_chunks, "chunks",
+                  "limits.max_chunks")
+            for cuts in pool.map(lambda rf: rf[0].cut_keys(cuts_needed(rf[1], cap), keys, types), readers.values()):
                 cut_keys.update(cuts)
         held = [d for entry in entries if entry.days for d in (entry.days[0], entry.days[-1])]
         rng, clipped = _user(limits.clip_to_data, rng, min(held, default=None), max(held, default=None), "delete")

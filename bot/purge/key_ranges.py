@@ -1,14 +1,15 @@
 """What the key-range purge planner needs from one cluster, read with the index.
 
 Each table's sort key and partition key come from `system.tables` (types from `system.columns`); the
-rows to delete are counted per (customer, partition, day), one grouped query per table; then every
-run boundary inside a day is one `LIMIT 1 OFFSET k` lookup on that day, in the table's key order.
-Nothing reads every row. The appeal filter is the one the purge activity deletes with, so the
-offsets and the chunk's recount agree.
+rows to delete are counted per (customer, partition, day), one grouped query per table; then the run
+boundaries inside a day are looked up in one query per day, numbering its rows in the table's key
+order. Only the days with a cut are read, and of them only the key columns. The appeal filter is the
+one the purge activity deletes with, so the offsets and the chunk's recount agree.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -81,24 +82,37 @@ class KeyRangeReader:
 
     def cut_keys(self, cuts: Sequence[Cut], keys: dict[tuple[str, str], TableKey],
                  types: Sequence[int]) -> dict[Cut, tuple[str, ...]]:
-        """The key of the row at each cut: one ordered `LIMIT 1 OFFSET k` on the cut's day. One after another:
-        a clickhouse-connect client runs one query at a time in its session."""
-        return {cut: self._cut_key(cut, keys, types) for cut in cuts}
+        """The key of the row at each cut: one query per day with cuts, numbering that day's rows in key
+        order and keeping those at the cuts' offsets. One after another: a clickhouse-connect client runs
+        one query at a time in its session."""
+        by_day: dict[tuple[str, str, str, date], list[Cut]] = defaultdict(list)
+        for cut in cuts:
+            by_day[(cut.customer, cut.table, cut.partition, cut.day)].append(cut)
+        found: dict[Cut, tuple[str, ...]] = {}
+        for day_cuts in by_day.values():
+            found.update(self._day_cut_keys(day_cuts, keys, types))
+        return found
 
-    def _cut_key(self, cut: Cut, keys: dict[tuple[str, str], TableKey], types: Sequence[int]) -> tuple[str, ...]:
-        cols = keys[(self.cluster, cut.table)].columns
-        name = ch_table(self.ch.database, self.tables[cut.table])
-        where = APPEAL if cut.table == "scorecards" else appeal_scores(self.cards)
-        part = " AND _partition_id = {p:String}" if cut.partition else ""
+    def _day_cut_keys(self, cuts: list[Cut], keys: dict[tuple[str, str], TableKey],
+                      types: Sequence[int]) -> dict[Cut, tuple[str, ...]]:
+        first = cuts[0]
+        cols = keys[(self.cluster, first.table)].columns
+        name = ch_table(self.ch.database, self.tables[first.table])
+        where = APPEAL if first.table == "scorecards" else appeal_scores(self.cards)
+        part = " AND _partition_id = {p:String}" if first.partition else ""
+        order = ", ".join(cols)
         rows = self.ch.query(
-            f"SELECT {', '.join(f'toString({c})' for c in cols)} FROM {name} WHERE {where}{part}"
-            f" ORDER BY customer_id, {', '.join(cols)} LIMIT 1 OFFSET {{k:UInt64}}",
-            {"c": cut.customer, "lo": cut.day, "hi": cut.day, "types": list(types), "p": cut.partition,
-             "k": cut.offset})
-        if not rows:
-            raise UserInputError(f"cluster {self.cluster}: {cut.customer} {cut.table} changed while planning"
-                                 f" (no row {cut.offset} on {cut.day}); plan again")
-        return tuple(str(v) for v in rows[0])
+            f"SELECT k, {', '.join(f'toString({c})' for c in cols)} FROM ("
+            f"SELECT {order}, row_number() OVER (ORDER BY customer_id, {order}) - 1 AS k"
+            f" FROM {name} WHERE {where}{part}) WHERE k IN {{ks:Array(UInt64)}} ORDER BY k",
+            {"c": first.customer, "lo": first.day, "hi": first.day, "types": list(types), "p": first.partition,
+             "ks": sorted({c.offset for c in cuts})})
+        at = {int(r[0]): tuple(str(v) for v in r[1:]) for r in rows}
+        missing = [c.offset for c in cuts if c.offset not in at]
+        if missing:
+            raise UserInputError(f"cluster {self.cluster}: {first.customer} {first.table} changed while planning"
+                                 f" (no row {missing[0]} on {first.day}); plan again")
+        return {c: at[c.offset] for c in cuts}
 
 
 def _as_date(value: Any) -> date:

@@ -7,6 +7,7 @@ an in-house workflow can be given the same shapes. Dates travel as ISO strings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 # ---- backfill ---------------------------------------------------------------------------
 
@@ -26,7 +27,7 @@ class WindowSpec:
 class BackfillJobInput:
     job_id: str
     plan_hash: str
-    windows: list[WindowSpec]  # in the plan's schedule order (largest first)
+    windows: list[WindowSpec]  # in the plan's schedule order (largest first); [] when `table` carries them
     parallel: int
     start_at: str | None = None  # ISO datetime (UTC); the job sleeps on a durable timer until then
     window_workflow: str = "BackfillWindow"
@@ -43,6 +44,15 @@ class BackfillJobInput:
     # namespace has them registered (the job itself started with them); False in older inputs.
     tag_windows: bool = False
     requester: str = ""
+    # Newer inputs: the windows in columns (~20 bytes each, not ~190), and after a continue-as-new what the
+    # earlier runs of this job run did (done windows are not run again).
+    table: WindowTable | None = None
+    carried: StateTable | None = None
+    paused: bool = False
+    # Past this many history events the job stops starting windows, lets the running ones end and
+    # continues as new (Temporal fails a history at 51,200 events; a window costs about 4; a worker that
+    # lost the run from its cache replays the whole history in one workflow task: ~2 s for 5,000 events).
+    continue_after_events: int = 5_000
 
 
 @dataclass
@@ -105,6 +115,69 @@ class BackfillProgress:
     start_at: str | None
     windows: list[WindowState]
     run: int = 1  # 1 for the first run of the job; a retry is run 2, 3 ...
+
+
+# A job of many windows travels in columns (bot/temporal/window_table.py converts).
+
+
+@dataclass
+class WindowTable:
+    """The windows of a job, in schedule order; window i is column[i] of every list."""
+
+    first_day: str = ""  # ISO date; `start` counts days after it
+    customers: list[str] = field(default_factory=list)
+    clusters: list[str] = field(default_factory=list)
+    customer: list[int] = field(default_factory=list)  # index into customers
+    cluster: list[int] = field(default_factory=list)  # index into clusters
+    start: list[int] = field(default_factory=list)  # days after first_day
+    days: list[int] = field(default_factory=list)  # end = start + days - 1
+    conversations: list[int] = field(default_factory=list)  # planned
+    est_centihours: list[int] = field(default_factory=list)  # est_hours_hi in hundredths of an hour, rounded up
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+@dataclass
+class StateTable:
+    """What a job run knows of each window of its WindowTable (same order)."""
+
+    epoch: str = ""  # ISO datetime the first `started` counts from
+    state: str = ""  # one letter a window (STATE_LETTERS)
+    attempt: list[int] = field(default_factory=list)
+    total_change: list[int] = field(default_factory=list)  # total - planned conversations (a done window's count)
+    # Whole seconds: `started` after the previous window that started (the first: after epoch), small
+    # numbers since windows start in table order; `took` from started to finished. None: not yet.
+    started: list[int | None] = field(default_factory=list)
+    took: list[int | None] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    region: list[int] = field(default_factory=list)  # index into regions, -1: none
+    notes: list[list[Any]] = field(default_factory=list)  # [index, last_failure, resumed_from], only where set
+
+
+@dataclass
+class BackfillProgressTable:
+    """The `progress_table` query: BackfillProgress with its windows in columns."""
+
+    job_id: str
+    state: str
+    parallel: int
+    paused: bool
+    start_at: str | None
+    windows: WindowTable
+    states: StateTable
+    run: int = 1
+
+
+@dataclass
+class JobOutcome:
+    """What a BackfillJob started from a WindowTable returns (the windows are in `progress_table`)."""
+
+    job_id: str
+    windows: int
+    done: int
+    failed: int
+    cancelled: int
 
 
 # ---- purge ------------------------------------------------------------------------------

@@ -287,6 +287,25 @@ class Recorder:
                         "BackfillWindow cancelled mid-activity (waits for the activity to stop)",
                         events=["ActivityTaskCancelRequested", "WorkflowExecutionCanceled"])
 
+    async def continue_as_new(self) -> None:
+        """A job whose history passes `continue_after_events` (20 here, 10,000 by default): it lets its
+        running windows end and continues as new carrying what is done; the last run finishes the rest."""
+        await self.ensure_worker()
+        jobs = self.jobs(continue_after_events=20)
+        job = new_job_id("backfill")
+        await jobs.start_backfill(self.backfill_plan("hilton", "chat-prod", 36, 12, 2), job, "U_ALICE", parallel=2)
+        first_run = (await self.client.get_workflow_handle(job_workflow_id("backfill", job)).describe()).run_id
+        done = await self.until("the job done", lambda: self._ended(jobs, job))
+        assert done.state == "done" and len(done.windows) == 6 and all(w.state == "done" for w in done.windows), done
+        last = await self.client.get_workflow_handle(job_workflow_id("backfill", job)).describe()
+        assert last.run_id != first_run, "the job continued as new"
+        await self.save("backfill_job_continued_as_new", job_workflow_id("backfill", job), first_run,
+                        "BackfillJob run past continue_after_events: its windows end, it continues as new",
+                        events=["MarkerRecorded", "WorkflowExecutionContinuedAsNew"])
+        await self.save("backfill_job_after_continue_as_new", job_workflow_id("backfill", job), None,
+                        "BackfillJob's last run after continuing as new (done windows carried), done",
+                        events=["WorkflowExecutionCompleted"])
+
     async def purge_done_and_drift(self) -> None:
         await self.ensure_worker()
         jobs = self.jobs()
@@ -359,7 +378,7 @@ class Recorder:
 
 
 PATHS = ("crash_resume_and_failed_window", "control", "cancel", "purge_done_and_drift", "purge_pause_cancel",
-         "purge_key_ranges")
+         "purge_key_ranges", "continue_as_new")
 
 
 async def record(out: Path, paths: list[str]) -> None:
