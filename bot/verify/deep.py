@@ -34,7 +34,8 @@ from commands.deep_report import DeepReport, deep_json
 from commands.deep_rows import CardRow, RowDiff, ScoreRow, classify
 from commands.models import DateRange
 
-MAX_ROUNDS = 24  # 16-way splits: enough for any 64-bit id span
+MAX_ROUNDS = 24  # splits of 16 ways or more: enough for any 64-bit id span
+MAX_CHECKS = 20_000  # segments checksummed in one round, at most (the rest are reported as not read)
 T = TypeVar("T")
 U = TypeVar("U")
 
@@ -92,10 +93,15 @@ class DeepVerifier:
         step = next_round((s, pg_days.get((s.customer, s.day), EMPTY), ch_days.get((s.customer, s.day), EMPTY))
                           for s in days.differing)
         fetch, sizes, checked = list(step.fetch), list(step.fetch_rows), 0
+        left_out = 0  # differing segments not bisected further: the fetch budget is spent, or too many at once
         for _ in range(MAX_ROUNDS):
             if not step.check:
                 break
-            segments = step.check
+            if sum(sizes) >= self.max_fetched:
+                left_out += len(step.check)
+                break
+            segments = step.check[:MAX_CHECKS]
+            left_out += len(step.check) - len(segments)
             checked += len(segments)
             pg_sums, ch_sums = self._both(
                 partial(self.postgres.segments, segments),
@@ -107,6 +113,8 @@ class DeepVerifier:
             step = next_round((s, pg_sums[i], merged.get(s, EMPTY)) for i, s in enumerate(segments))
             fetch += step.fetch
             sizes += step.fetch_rows
+        else:
+            left_out += len(step.check)
         timings["bisect"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -119,7 +127,7 @@ class DeepVerifier:
         rows = classify(pg_rows[0], ch_cards, pg_rows[1], ch_scores, self.config.appeal_types)
         timings["rows"] = time.perf_counter() - t0
         fetched = len(pg_rows[0]) + len(pg_rows[1]) + len(ch_cards) + len(ch_scores)
-        return rows, days, checked, fetched, timings, len(unnamed)
+        return rows, days, checked, fetched, timings, len(unnamed) + left_out
 
     def _both(self, postgres: Callable[[], T], clusters: Mapping[str, Callable[[], U]]) -> tuple[T, dict[str, U]]:
         """Postgres and every cluster at the same time."""
