@@ -31,6 +31,7 @@ from commands.verify_report import (
 log = logging.getLogger(__name__)
 SLACK_ROWS = 15  # mismatch rows shown in Slack; the CLI's --json lists all of them
 NAMED = 40  # mismatching customers named in Slack
+DEEP_NAMED = 15  # customers named with their rows by kind (longer phrases: one section holds them)
 
 
 def verify_message(report: VerifyReport, job_id: str, requester: str, deep: DeepReport | None = None) -> Message:
@@ -81,9 +82,9 @@ def deep_blocks(deep: DeepReport) -> list[Block]:
            if deep.unnamed_segments else ""))]
     if deep.rows:
         per = [f"{c} ({kinds_phrase(k)})" for c, k in deep.per_customer().items()]
-        more = f"; and {len(per) - NAMED} more" if len(per) > NAMED else ""
+        more = f"; and {len(per) - DEEP_NAMED} more" if len(per) > DEEP_NAMED else ""
         blocks.append(section(f"*Differing rows:* {kinds_phrase(deep.by_kind)}\n*By customer:* "
-                              + "; ".join(per[:NAMED]) + more))
+                              + "; ".join(per[:DEEP_NAMED]) + more))
         rows, rest = diff_rows(deep, SLACK_ROWS)
         blocks += table_sections(render.table(ROW_HEAD, rows, right={3, 4}).split("\n"))
         if rest:
