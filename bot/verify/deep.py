@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from commands.deep_bisect import (
 from commands.deep_report import DeepReport, deep_json
 from commands.deep_rows import CardRow, RowDiff, ScoreRow, classify
 from commands.models import DateRange
+from commands.verify_report import DayCount, compare
 
 MAX_ROUNDS = 24  # splits of 16 ways or more: enough for any 64-bit id span
 MAX_CHECKS = 20_000  # segments checksummed in one round, at most (the rest are reported as not read)
@@ -50,30 +52,38 @@ class DeepVerifier:
     def verify(self, customers: tuple[str, ...] | None = None, sample: int | None = None,
                start: date | None = None, end: date | None = None, types: tuple[int, ...] | None = None,
                seed: int | None = None, *, today: date | None = None) -> DeepReport:
+        """The count report and the rows that differ. Without a sample, the counts come from the same
+        pass: Postgres's day checksums carry its counts, and each cluster's count query (the count path's
+        own, `VerifyService.clickhouse_counts`) runs beside its checksums; a sample is drawn and counted
+        by `VerifyService.verify` first, as the draw decides the scope."""
         began = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=1) as ex:
-            counting = ex.submit(self.service.verify, customers, sample, start, end, types, seed, today=today)
-            if sample is None:  # the scope is known now: checksum the days while the counts run
-                refs = self.service.registry.resolve(customers)
-                asked = self.service.range_for(start, end, today or datetime.now(UTC).date())
-                rng, _ = self.service.clipped(refs, asked)  # as the counts do: the days the source holds
-                try:
-                    found = self._deep(tuple(r.name for r in refs), {r.name: r.cluster for r in refs}, rng)
-                finally:
-                    counts = counting.result()
-            else:  # the sample's draw decides the scope
-                counts = counting.result()
-                refs = self.service.registry.resolve(counts.customers)
-                found = self._deep(counts.customers, {r.name: r.cluster for r in refs},
-                                   DateRange(start=counts.start, end=counts.end))
-        rows, days, checked, fetched, timings, unnamed = found
-        timings.update({"counts": counts.timings.get("total", 0.0), "total": time.perf_counter() - began})
-        return DeepReport(counts, rows, days.days, tuple((s.customer, s.day) for s in days.differing), checked,
-                          fetched, timings, unnamed)
+        if sample is not None:
+            counts = self.service.verify(customers, sample, start, end, types, seed, today=today)
+            refs = self.service.registry.resolve(counts.customers)
+            found = self._deep(counts.customers, {r.name: r.cluster for r in refs},
+                               DateRange(start=counts.start, end=counts.end), None)
+        else:
+            refs = self.service.registry.resolve(customers)
+            asked = self.service.range_for(start, end, today or datetime.now(UTC).date())
+            rng, clipped = self.service.clipped(refs, asked)
+            kinds = tuple(types or self.config.appeal_types)
+            names = tuple(r.name for r in refs)
+            found = self._deep(names, {r.name: r.cluster for r in refs}, rng, kinds)
+            pg = [DayCount(c, d, v.cards, v.scores) for (c, d), v in found.pg_days.items() if v.cards or v.scores]
+            counts = compare(names, pg, found.ch_counts, found.appeal_counts, start=rng.start, end=rng.end,
+                             types=kinds)
+            counts = replace(counts, notes=(clipped,) if clipped else (), timings={
+                **found.side_s, "total": found.timings["days"]})
+            if self.service.on_verified is not None:
+                self.service.on_verified(time.perf_counter() - began)
+        timings = {**found.timings, "total": time.perf_counter() - began}
+        return DeepReport(counts, found.rows, found.days.days, tuple((s.customer, s.day) for s in found.days.differing),
+                          found.checked, found.fetched, timings, found.unnamed)
 
-    def _deep(self, names: tuple[str, ...], clusters: dict[str, str], rng: DateRange
-              ) -> tuple[tuple[RowDiff, ...], DayChecks, int, int, dict[str, float], int]:
-        """Day checksums, bisection and the rows of the small differing segments."""
+    def _deep(self, names: tuple[str, ...], clusters: dict[str, str], rng: DateRange,
+              kinds: tuple[int, ...] | None) -> _Found:
+        """Day checksums (and, with `kinds`, each cluster's counts), bisection, and the rows of the small
+        differing segments."""
         timings: dict[str, float] = {}
         sides = {name: ClickHouseChecksums(self.config, self.service.lookup.connect(name).client)
                  for name in sorted(set(clusters.values()))}
@@ -82,10 +92,20 @@ class DeepVerifier:
         members: dict[str, list[str]] = defaultdict(list)
         for name, cluster in clusters.items():
             members[cluster].append(name)
-        pg_days, ch_parts = self._both(
-            partial(self.postgres.days, names, rng.start, rng.end),
-            {c: partial(sides[c].days, members[c], rng.start, rng.end) for c in sides})
-        ch_days = {k: v for part in ch_parts.values() for k, v in part.items()}
+
+        def cluster_days(cluster: str) -> tuple[dict[tuple[str, date], Checksum], Any, float]:
+            began = time.perf_counter()
+            sums = sides[cluster].days(members[cluster], rng.start, rng.end)
+            counted = (self.service.clickhouse_counts(cluster, members[cluster], rng, kinds)
+                       if kinds is not None else ([], []))
+            return sums, counted, time.perf_counter() - began
+
+        (pg_days, pg_s), ch_parts = self._both(partial(_timed, self.postgres.days, names, rng.start, rng.end),
+                                               {c: partial(cluster_days, c) for c in sides})
+        ch_days = {k: v for part, _, _ in ch_parts.values() for k, v in part.items()}
+        ch_counts = [r for _, (rows, _), _ in ch_parts.values() for r in rows]
+        appeal_counts = [r for _, (_, appeal), _ in ch_parts.values() for r in appeal]
+        side_s = {"postgres": pg_s, "clickhouse": max((t for _, _, t in ch_parts.values()), default=0.0)}
         days = differing_days(pg_days, ch_days)
         timings["days"] = time.perf_counter() - t0
 
@@ -127,7 +147,8 @@ class DeepVerifier:
         rows = classify(pg_rows[0], ch_cards, pg_rows[1], ch_scores, self.config.appeal_types)
         timings["rows"] = time.perf_counter() - t0
         fetched = len(pg_rows[0]) + len(pg_rows[1]) + len(ch_cards) + len(ch_scores)
-        return rows, days, checked, fetched, timings, len(unnamed) + left_out
+        return _Found(rows, days, checked, fetched, timings, len(unnamed) + left_out, pg_days, ch_counts,
+                      appeal_counts, side_s)
 
     def _both(self, postgres: Callable[[], T], clusters: Mapping[str, Callable[[], U]]) -> tuple[T, dict[str, U]]:
         """Postgres and every cluster at the same time."""
@@ -135,6 +156,25 @@ class DeepVerifier:
             pg = ex.submit(postgres)
             futures = {name: ex.submit(fn) for name, fn in clusters.items()}
             return pg.result(), {name: f.result() for name, f in futures.items()}
+
+
+@dataclass(frozen=True)
+class _Found:
+    rows: tuple[RowDiff, ...]
+    days: DayChecks
+    checked: int  # segments checksummed while bisecting
+    fetched: int  # rows read
+    timings: dict[str, float]
+    unnamed: int  # differing segments not read
+    pg_days: dict[tuple[str, date], Checksum]
+    ch_counts: list[DayCount]  # each cluster's count query (non-appeal), when asked for
+    appeal_counts: list[DayCount]
+    side_s: dict[str, float]  # seconds of the day pass: Postgres, the slowest cluster
+
+
+def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    began = time.perf_counter()
+    return fn(*args), time.perf_counter() - began
 
 
 def _cluster_segments(side: ClickHouseChecksums, mine: Sequence[Segment]) -> dict[Segment, Checksum]:

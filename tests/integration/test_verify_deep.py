@@ -139,6 +139,9 @@ def test_every_kind_of_difference_is_named_exactly(injected: tuple[Any, dict[str
     assert set(report.days_differing) == {("hilton", d) for d in HILTON} | {("care-oregon", OREGON_DAY)}
     assert [d.copies for d in report.rows if d.kind == "duplicated"] == [2, 2]
 
+    # The counts of the deep pass are the count verification's own.
+    alone = VerifyService(env.config, CustomerRegistry.from_config(env.config), env.pool, env.lookup).verify()
+    assert report.counts.mismatches == alone.mismatches and report.counts.totals == alone.totals
     # The count verification sees the deleted, duplicated and extra rows, not the re-scored or swapped ones.
     count_days = {(m.customer, m.day) for m in report.counts.mismatches}
     assert ("hilton", HILTON[0]) in count_days and ("hilton", HILTON[1]) in count_days
