@@ -124,6 +124,10 @@ def deep_json(report: DeepReport, cap: int | None = None) -> dict[str, Any]:
         "ok": report.ok,
         "verdict": deep_verdict(report),
         "count_verdict": doc["verdict"],
+        # what a reader of the stored job (the write-ups) takes as "customers that differ": by content too
+        "count_mismatching": doc["mismatching"],
+        "mismatching": len(report.customers_differing),
+        "mismatching_customers": list(report.customers_differing),
         "deep": {
             "days_checked": report.days_checked,
             "days_differing": [{"customer": c, "day": d.isoformat()} for c, d in report.days_differing],

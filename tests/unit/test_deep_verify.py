@@ -133,6 +133,7 @@ def test_the_report_lists_every_row_in_json_and_says_when_only_checksums_saw_it(
     assert doc["ok"] is False and len(doc["deep"]["rows"]) == 1 and doc["deep"]["by_kind"] == {"missing": 1}
     assert doc["deep"]["rows"][0]["postgres"]["scorecard_id"] == 0 and doc["deep"]["rows"][0]["clickhouse"] is None
     assert deep_verdict(report).endswith("The counts alone match: only the checksums see these.")
+    assert (doc["mismatching"], doc["count_mismatching"], doc["mismatching_customers"]) == (1, 0, ["hilton"])
     many = _report([card(i) for i in range(3)], [card(100 + i) for i in range(30)])
     text = deep_text(many, cap=5)
     assert "... and 26 more rows (of 31); --json lists them all" in text
