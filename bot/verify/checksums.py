@@ -36,16 +36,18 @@ from commands.deep_rows import CardRow, ScoreRow
 PG_HASH = "('x' || substr(md5({bytes}), 1, 16))::bit(64)::bigint"
 PG_DAY = "(s.{at} AT TIME ZONE 'UTC')::date"
 PG_EPOCH = "floor(extract(epoch FROM s.{at}))::bigint"
-PG_BITS = "(('x' || encode(float4send(x.value), 'hex'))::bit(32))::bigint"
+# Every NaN as the one NaN: the backfill's CSV says "NaN" for all of them, and ClickHouse reads it as 7fc00000.
+PG_VALUE_BYTES = "CASE WHEN x.value = 'NaN'::real THEN '\\x7fc00000'::bytea ELSE float4send(x.value) END"
+PG_BITS = f"(('x' || encode({PG_VALUE_BYTES}, 'hex'))::bit(32))::bigint"
 PG_CARD_BYTES = f"int8send(s.id) || int8send(s.conversation_id) || int8send(s.{{ty}}::bigint) || int8send({PG_EPOCH})"
 # A scorecard's scores are hashed together, once per scorecard (one md5 per scorecard, not per score:
 # half the cost), as its id followed by its (criterion, value) byte strings in byte order (memcmp on
 # both engines, so ties between equal criteria cannot order differently); grouped by scorecard.
-PG_SCORE_ITEM = "int8send(x.criterion_id::bigint) || float4send(x.value)"
+PG_SCORE_ITEM = f"int8send(x.criterion_id::bigint) || {PG_VALUE_BYTES}"
 PG_SCORES_BYTES = f"int8send(x.scorecard_id) || string_agg({PG_SCORE_ITEM}, ''::bytea ORDER BY {PG_SCORE_ITEM})"
 
 CH_EPOCH = "toUnixTimestamp(created_at)"
-CH_BITS = "reinterpretAsUInt32(value)"
+CH_BITS = "if(isNaN(value), 2143289344, reinterpretAsUInt32(value))"  # 0x7fc00000: every NaN as one
 
 
 def _ch8(column: str) -> str:
@@ -58,7 +60,8 @@ CH_CARD_HASH = (f"halfMD5(concat({_ch8('scorecard_id')}, {_ch8('conversation_id'
 
 def ch_scores_hash(r: str = "") -> str:
     """A scorecard's scores hashed together (an aggregate: group by scorecard id), as PG_SCORES_BYTES."""
-    item = f"concat({_ch8(r + 'criterion_id')}, reverse(reinterpretAsFixedString({r}value)))"
+    value = f"if(isNaN({r}value), unhex('7FC00000'), reverse(reinterpretAsFixedString({r}value)))"
+    item = f"concat({_ch8(r + 'criterion_id')}, {value})"
     return f"halfMD5(concat({_ch8(r + 'scorecard_id')}, arrayStringConcat(arraySort(groupArray({item})))))"
 
 

@@ -32,7 +32,7 @@ card = st.tuples(
     st.integers(4, 9),  # scorecard type (non-appeal)
     st.integers(0, 3 * 86400 * 10**6 - 1),  # microseconds after FIRST: three days, sub-second parts too
     # scores; a criterion may repeat (Postgres does not forbid it): ties must not order differently
-    st.lists(st.tuples(st.integers(0, 3), st.floats(width=32, allow_nan=False)), max_size=5),
+    st.lists(st.tuples(st.integers(0, 3), st.floats(width=32)), max_size=5),
 )
 
 
