@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import yaml
 
 from bot.adapters.clusters import ClusterLookup, DefaultResolver
 from bot.adapters.postgres import apply_migrations, make_pool
+from bot.backfill.rate_history import past_windows
 from bot.config import ShepherdConfig, load_config, parse_config
 from bot.planning import PlanningService
 from bot.registry import CustomerRegistry, discover_customers
@@ -141,6 +143,7 @@ def _embedded(
     lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: parts.chdb), config.lookup)
     registry = embedded_registry(config)
     planning = PlanningService(config, registry, pool, lookup)
+    planning.history = partial(past_windows, pool)
     return Runtime(settings, config, registry, pool, pool, lookup, planning, parts.temporal_address, parts, demo)
 
 
@@ -161,6 +164,7 @@ def _production(settings: Settings, stack: ExitStack) -> Runtime:
     registry = CustomerRegistry.from_config(config, discovered)
     lookup = ClusterLookup(config.clusters, DefaultResolver(os.environ, lambda: _local_chdb(settings)), config.lookup)
     planning = PlanningService(config, registry, source, lookup)
+    planning.history = partial(past_windows, pool)
     return Runtime(settings, config, registry, pool, source, lookup, planning, settings.temporal_address)
 
 

@@ -19,6 +19,7 @@ from commands.models import DateRange, PurgePolicy, Throughput, WindowPolicy
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+TASK_QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 
 
 class Strict(BaseModel):
@@ -32,6 +33,7 @@ class Region(Strict):
     port: int = Field(default=8443, ge=1, le=65535)
     database: str = "default"
     tls: bool = True
+    ca_file: str | None = None  # a private CA (PEM path) that signs the server's certificate; None: system roots
     username_env: str | None = None  # name of the environment variable holding the user
     password_env: str | None = None  # name of the environment variable holding the password
 
@@ -46,12 +48,22 @@ class Region(Strict):
 class Cluster(Strict):
     name: str
     regions: tuple[Region, ...] = Field(min_length=1)  # in order of preference
+    # The Temporal task queue of the workers near this cluster: its windows and chunks run there.
+    # None: Shepherd's own (control) queue.
+    task_queue: str | None = None
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not NAME.fullmatch(v):
             raise ValueError(f"cluster name {v!r} must be lower-case letters, digits, '.', '_' or '-'")
+        return v
+
+    @field_validator("task_queue")
+    @classmethod
+    def _task_queue(cls, v: str | None) -> str | None:
+        if v is not None and not TASK_QUEUE.fullmatch(v):
+            raise ValueError(f"task_queue {v!r} must be 1-200 letters, digits, '.', '_', '-' or '/'")
         return v
 
 
@@ -106,9 +118,24 @@ class TargetTables(Strict):
         return self
 
 
+class AutopilotSettings(Strict):
+    """`--parallel auto`: how the job finds its parallelism (between `floor` and backfill.max_parallel)."""
+
+    floor: int = Field(default=1, ge=1)
+    start: int = Field(default=2, ge=1)
+    hold_s: float = Field(default=600.0, gt=0)  # at least this long between two changes of N
+    settle_s: float = Field(default=120.0, ge=0)  # readings this soon after a change are not judged
+    interval_s: float = Field(default=60.0, gt=0)  # how often the job reads its windows' heartbeats
+    min_gain: float = Field(default=0.10, gt=0)  # a higher N must raise the aggregate rate by this fraction
+    collapse_ratio: float = Field(default=0.5, gt=0, le=1)  # per-window rate vs its best: contention below it
+
+
 class BackfillSettings(Strict):
     default_parallel: int = Field(default=4, ge=1)
     max_parallel: int = Field(default=16, ge=1)
+    # "auto": a job without --parallel N runs the autopilot; "fixed": it runs default_parallel windows at once.
+    parallel: Literal["auto", "fixed"] = "fixed"
+    autopilot: AutopilotSettings = Field(default_factory=AutopilotSettings)
     window_workflow: str = "BackfillWindow"
     window_task_queue: str | None = None  # None: Shepherd's own task queue
     # For an in-house window workflow taking a mapping: {their_key: our_field}, our fields being
@@ -130,6 +157,8 @@ class BackfillSettings(Strict):
     def _parallel(self) -> BackfillSettings:
         if self.default_parallel > self.max_parallel:
             raise ValueError("default_parallel must not exceed max_parallel")
+        if self.autopilot.floor > self.max_parallel:
+            raise ValueError("autopilot.floor must not exceed max_parallel")
         return self
 
 
@@ -140,6 +169,8 @@ class MonitorSettings(Strict):
     windows_listed: int = Field(default=12, ge=1)  # progress bars in the status message; the rest summarised
     # A job recorded as starting this long without a workflow is marked "did not start" (a start in flight is younger).
     start_grace_s: float = Field(default=120.0, ge=0)
+    # A running job whose task queue (its own or a cluster's) has had no worker polling this long says so.
+    no_worker_minutes: float = Field(default=2.0, gt=0)
 
 
 class VerifySettings(Strict):
@@ -225,6 +256,14 @@ class ShepherdConfig(Strict):
         if not self.appeal_types:
             raise ValueError("appeal_types must list at least one scorecard type")
         return self
+
+    def task_queues(self) -> tuple[str, ...]:
+        """The task queues clusters name (each once, in config order); the control queue is not among them."""
+        return tuple(dict.fromkeys(c.task_queue for c in self.clusters if c.task_queue))
+
+    def cluster_queue(self, name: str) -> str | None:
+        """The task queue of `name`'s workers (None: the control queue, or an unknown cluster)."""
+        return next((c.task_queue for c in self.clusters if c.name == name), None)
 
     def cluster(self, name: str) -> Cluster:
         for c in self.clusters:

@@ -23,6 +23,7 @@ from bot.errors import UserInputError
 from bot.purge.key_ranges import KeyRangeReader
 from bot.registry import CustomerRegistry
 from commands import limits
+from commands.estimates import PastWindow, learned_rates, throughput_for
 from commands.key_chunks import Cut, TableDays, TableKey, cuts_needed, lower_bound, plan_key_range_purge
 from commands.models import BackfillPlan, CustomerRef, DateRange, DayVolume, PurgeDays, PurgePlan, PurgePolicy
 from commands.schedule import plan_backfill_series
@@ -68,6 +69,8 @@ class PlanningService:
         self.volumes = SourceVolumes(source, config.source, config.appeal_types)
         # Where the pure planners run: inline, or (serve, dev) a worker process (bot/cpu.py), set by bot/app.py.
         self.compute: Callable[..., Any] = run_inline
+        # The customers' finished windows (bot/backfill/rate_history.py), set by bot/app.py: the estimates learn.
+        self.history: Callable[[Sequence[str]], list[PastWindow]] | None = None
 
     def default_range(self, today: date) -> DateRange:
         return self.config.default_range.resolve(today)
@@ -87,9 +90,12 @@ class PlanningService:
         first, last = self.volumes.bounds([c.name for c in customers], rng)
         rng, clipped = _user(limits.clip_to_data, rng, first, last, "backfill")
         series = self.backfill_series(customers, rng)
+        names = [c.name for c in customers]
+        learned = learned_rates(self.history(names)) if self.history is not None else {}
+        throughput, rates = throughput_for(names, learned, self.config.throughput)
         plan = self.compute(
-            plan_backfill_series, series, customers, rng, self.config.windows, self.config.throughput, parallel,
-            req.window_days,
+            plan_backfill_series, series, customers, rng, self.config.windows, throughput, parallel,
+            req.window_days, rates,
         )
         _user(limits.check_plan_size, len(plan.windows), self.config.limits.max_windows, "windows",
               "limits.max_windows")

@@ -24,7 +24,19 @@ class Settings(BaseSettings):
     temporal_address: str | None = None  # None: embedded dev server
     temporal_namespace: str = "default"
     temporal_tls: bool = False
-    temporal_task_queue: str = "shepherd"
+    # Temporal Cloud / a TLS-secured Temporal (bot/temporal/connection.py): an API key, or an mTLS client
+    # certificate and key (PEM file paths); a CA file and server name for a private CA.
+    temporal_api_key: SecretStr | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_task_queue: str = "shepherd"  # the control queue: job workflows (and clusters naming no queue)
+    # The task queues a worker polls, comma-separated. None: the control queue and every cluster's queue.
+    worker_queues: str | None = None
+    # On SIGTERM a worker stops taking work and waits this long for its activities to hand back (each
+    # does at its next progress point; what is still running then is cancelled and handed back too).
+    worker_drain_s: float = 30.0
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

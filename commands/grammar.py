@@ -10,16 +10,16 @@ from datetime import date, datetime, time
 from typing import Any
 
 from commands import verbs as v
-from commands.values import parse_count, parse_date, parse_names, parse_types, parse_window
+from commands.values import parse_count, parse_date, parse_names, parse_parallel, parse_types, parse_window
 
 USAGE: dict[str, str] = {
-    "backfill plan": "/backfill plan <customers|all> [--from D] [--to D] [--window auto|Nd] [--parallel N]",
-    "backfill run": "/backfill <customers|all> [--window auto|Nd] [--from D] [--to D] [--parallel N] "
+    "backfill plan": "/backfill plan <customers|all> [--from D] [--to D] [--window auto|Nd] [--parallel N|auto]",
+    "backfill run": "/backfill <customers|all> [--window auto|Nd] [--from D] [--to D] [--parallel N|auto] "
     "[--at TIME] [--dry-run]",
     "backfill status": "/backfill status [JOB]",
     "backfill cancel": "/backfill cancel JOB",
     "backfill retry": "/backfill retry JOB [--failed-only]",
-    "backfill throttle": "/backfill throttle JOB N",
+    "backfill throttle": "/backfill throttle JOB N|auto",
     "backfill pause": "/backfill pause JOB",
     "backfill resume": "/backfill resume JOB",
     "purge plan": "/purge plan <customers|all> [--types 1-3] [--from D] [--to D] [--clusters all|a,b] [--max-rows N]",
@@ -176,10 +176,12 @@ def _backfill(words: list[str]) -> v.Command:
     if head == "throttle":
         pos, _ = _options(words[1:], "backfill throttle", set(), set())
         if len(pos) != 2:
-            raise ParseError("throttle needs a job id and a number of windows", USAGE["backfill throttle"])
+            raise ParseError("throttle needs a job id and a number of windows (or auto)", USAGE["backfill throttle"])
         job = _job(pos[0], "backfill throttle")
-        n = _value("backfill throttle", parse_count, pos[1], "N", minimum=1, maximum=64)
-        return v.Throttle(job=job, parallel=n)
+        n = _value("backfill throttle", parse_parallel, pos[1], "N")
+        if n is not None and n > 64:
+            raise ParseError(f"N {n} must be at most 64", USAGE["backfill throttle"])
+        return v.Throttle(job=job, parallel=n, auto=n is None)
     planning = head == "plan"
     key = "backfill plan" if planning else "backfill run"
     flags = set() if planning else {"--dry-run"}
@@ -188,8 +190,10 @@ def _backfill(words: list[str]) -> v.Command:
     customers = _value(key, parse_names, _one(pos, key, "the customers (a name, a comma list, or all)"), "customer")
     start, end = _range(opts, key)
     window = _value(key, parse_window, opts.get("--window", "auto"))
-    parallel = _value(key, parse_count, opts["--parallel"], "--parallel", minimum=1) if "--parallel" in opts else None
-    args = v.BackfillArgs(customers=customers, start=start, end=end, window_days=window, parallel=parallel)
+    parallel = _value(key, parse_parallel, opts["--parallel"]) if "--parallel" in opts else None
+    autopilot = (parallel is None) if "--parallel" in opts else None
+    args = v.BackfillArgs(customers=customers, start=start, end=end, window_days=window, parallel=parallel,
+                          autopilot=autopilot)
     if planning:
         return v.BackfillPlan(args=args)
     at = _value(key, parse_at, opts["--at"]) if "--at" in opts else None

@@ -139,6 +139,7 @@ class CustomerBackfillPlan(Frozen):
     rule: str  # human-readable reason, e.g. ">= 80,000/day -> 5d" or "--window 3d"
     windows: tuple[Window, ...]
     warnings: tuple[str, ...] = ()
+    rates: str = ""  # where its estimates' rates came from: "configured: ..." or "learned from N past windows: ..."
 
 
 class BackfillPlan(Frozen):

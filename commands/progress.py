@@ -33,6 +33,7 @@ class WindowSnap:
     last_failure: str | None = None
     region: str | None = None
     heartbeat_at: datetime | None = None
+    worker: str | None = None  # the Temporal identity of the worker running (or that ran) it
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Policy:
 class Event:
     key: str
     text: str
-    kind: str  # window_done | window_failed | retry | stall | contention | fallback | state | finished
+    kind: str  # window_done | window_failed | retry | stall | contention | fallback | state | finished | no_worker
 
 
 @dataclass(frozen=True)

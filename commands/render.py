@@ -23,6 +23,7 @@ def backfill_plan_json(plan: BackfillPlan) -> dict[str, Any]:
                 "daily_avg": round(c.daily_avg, 1),
                 "window_days": c.window_days,
                 "rule": c.rule,
+                "rates": c.rates,
                 "warnings": list(c.warnings),
                 "windows": [
                     {
@@ -133,9 +134,22 @@ def backfill_plan_text(plan: BackfillPlan) -> str:
         f"parallel {plan.parallel}:  {hours(plan.makespan_hours)} (LPT makespan)",
         f"lower bound: {hours(plan.lower_bound_hours)}",
     ]
+    if said := rates_summary(plan):
+        lines.append(said)
     for c in plan.customers:
         lines += [f"warning: {c.customer}: {w}" for w in c.warnings]
     return "\n".join(lines)
+
+
+def rates_summary(plan: BackfillPlan) -> str:
+    """Which rates the estimates used: each customer's learned range, then the configured one for the rest."""
+    learned = [f"{c.customer} {c.rates}" for c in plan.customers if c.rates.startswith("learned")]
+    rest = sorted({c.rates for c in plan.customers if c.rates and not c.rates.startswith("learned")})
+    if not learned and not rest:
+        return ""
+    others = ("the others " if learned else "") + ", ".join(rest)
+    return "rates: " + "; ".join([*learned[:10], *([f"+{len(learned) - 10} more learned"] if len(learned) > 10
+                                                   else []), *([others] if rest else [])])
 
 
 def purge_plan_text(plan: PurgePlan) -> str:

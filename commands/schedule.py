@@ -82,12 +82,14 @@ def plan_backfill_series(
     customers: Sequence[CustomerRef],
     rng: DateRange,
     policy: WindowPolicy,
-    throughput: Throughput,
+    throughput: Throughput | Mapping[str, Throughput],
     parallel: int,
     window_override: int | None = None,
+    rates: Mapping[str, str] | None = None,
 ) -> BackfillPlan:
     """The plan from each customer's volume on every day of `rng` (series[name][i]: day i of the range;
-    a customer without a series had no volume)."""
+    a customer without a series had no volume). `throughput`: one range, or each customer's (learned
+    ones, see commands/estimates.py); `rates`: where each customer's came from, said in the plan."""
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, not {parallel}")
     if not customers:
@@ -99,7 +101,14 @@ def plan_backfill_series(
             raise ValueError(f"{name}: {len(counts)} daily volumes for a range of {len(days)} days")
         if counts and min(counts) < 0:  # the cuts bisect running totals: they must never go down
             raise ValueError(f"{name}: a daily volume is negative")
-    plans = [plan_customer(c, days, series.get(c.name, none), policy, throughput, window_override) for c in customers]
+    def rate_of(name: str) -> Throughput:
+        return throughput if isinstance(throughput, Throughput) else throughput[name]
+
+    plans = [plan_customer(c, days, series.get(c.name, none), policy, rate_of(c.name), window_override)
+             for c in customers]
+    for p in plans:
+        if rates and p["customer"] in rates:
+            p["rates"] = rates[p["customer"]]
     lo = [w["est_hours"][0] for p in plans for w in p["windows"]]
     hi = [w["est_hours"][1] for p in plans for w in p["windows"]]
     # One validation of the whole plan (windows arrive as dicts): far cheaper than a model per window.

@@ -59,6 +59,15 @@ def parse_count(text: str, option: str, *, minimum: int, maximum: int | None = N
     return n
 
 
+def parse_parallel(text: str, option: str = "--parallel") -> int | None:
+    """A number of windows at once (1 or more), or `auto` (None: the autopilot decides)."""
+    if text.strip().lower() == "auto":
+        return None
+    if not re.fullmatch(r"[+-]?\d+", text.strip()):
+        raise ValueError(f"{option} {text!r} must be a whole number of windows or auto")
+    return parse_count(text.strip(), option, minimum=1)
+
+
 def parse_types(text: str) -> tuple[int, ...]:
     """`1-3`, `1,2,3` or `2` -> sorted unique scorecard types (0..255)."""
     types: set[int] = set()

@@ -35,6 +35,7 @@ class BackfillArgs(_Cmd):
     end: date | None = None
     window_days: int | None = None  # None: auto
     parallel: int | None = None
+    autopilot: bool | None = None  # --parallel auto: True; --parallel N: False; neither: configuration decides
 
 
 class PurgeArgs(_Cmd):
@@ -78,7 +79,8 @@ class Retry(_Cmd):
 class Throttle(_Cmd):
     kind: Literal["throttle"] = "throttle"
     job: str
-    parallel: int = Field(ge=1)
+    parallel: int | None = Field(default=None, ge=1)  # None with auto
+    auto: bool = False  # `throttle JOB auto`: the autopilot sets N again
 
 
 class PurgePlanCmd(_Cmd):

@@ -241,6 +241,18 @@ def _env_value(env: Mapping[str, str], var: str | None, region: Region, default:
     return env[var]
 
 
+def connect_options(region: Region, env: Mapping[str, str]) -> dict[str, Any]:
+    """clickhouse-connect's arguments for a region: TLS (`secure`) with its CA file when it names one."""
+    options: dict[str, Any] = {
+        "host": region.host, "port": region.port, "secure": region.tls, "database": region.database,
+        "username": _env_value(env, region.username_env, region, "default"),
+        "password": _env_value(env, region.password_env, region, ""),
+    }
+    if region.tls and region.ca_file:
+        options["ca_cert"] = region.ca_file
+    return options
+
+
 def connect_region(region: Region, env: Mapping[str, str]) -> ClickHouse:
     """A ConnectClickHouse for a region with engine "clickhouse" (credentials from `env`).
 
@@ -249,19 +261,11 @@ def connect_region(region: Region, env: Mapping[str, str]) -> ClickHouse:
     """
     if region.engine != "clickhouse":
         raise ConfigError(f"region {region.name}", [f"engine {region.engine!r} is not a ClickHouse server"])
-    username = _env_value(env, region.username_env, region, "default")
     password = _env_value(env, region.password_env, region, "")
     import clickhouse_connect
 
     try:
-        client = clickhouse_connect.get_client(
-            host=region.host,
-            port=region.port,
-            secure=region.tls,
-            username=username,
-            password=password,
-            database=region.database,
-        )
+        client = clickhouse_connect.get_client(**connect_options(region, env))
     except Exception as err:
         reason = _error_text(err)
         if password:

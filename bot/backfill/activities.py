@@ -23,6 +23,7 @@ from bot.backfill.reindex import Progress, Reindexer
 from bot.errors import UserInputError
 from bot.jobs import locks
 from bot.temporal.deps import ActivityDeps
+from bot.temporal.drain import hand_back_if_stopping, handed_back, stopping
 from bot.temporal.models import ReleaseLocksInput, WindowInput, WindowResult
 
 KEEPALIVE_MAX_S = 2.0
@@ -55,6 +56,7 @@ class _Beat:
     def progress(self, p: Progress) -> None:
         self.send({self.inp.progress_done_key: p.done, self.inp.progress_total_key: p.total,
                    "day": p.day.isoformat(), "done_before_day": p.done_before_day})
+        hand_back_if_stopping(f"{self.inp.customer} {self.inp.start}..{self.inp.end} at {p.day}")
 
     def send(self, update: dict[str, Any] | None = None) -> None:
         with self.lock:
@@ -91,6 +93,16 @@ class BackfillActivities:
 
     @activity.defn(name="reindex_window")
     def reindex_window(self, inp: WindowInput) -> WindowResult:
+        try:
+            return self._reindex_window(inp)
+        except ApplicationError:
+            raise
+        except BaseException:
+            if stopping():  # cancelled by the worker's shutdown after the drain time: hand it back
+                raise handed_back(f"{inp.customer} {inp.start}..{inp.end}") from None
+            raise
+
+    def _reindex_window(self, inp: WindowInput) -> WindowResult:
         began = time.monotonic()
         info = activity.info()
         start, end = date.fromisoformat(inp.start), date.fromisoformat(inp.end)
@@ -115,7 +127,7 @@ class BackfillActivities:
             customer=inp.customer, start=inp.start, end=inp.end, conversations=result.done,
             scorecards=result.scorecards, scores=result.scores, region=found.region,
             lookup_attempts=found.attempts, resumed_from=resume_day.isoformat() if resume_day else None,
-            seconds=round(time.monotonic() - began, 3), attempt=info.attempt,
+            seconds=round(time.monotonic() - began, 3), attempt=info.attempt, worker=self.deps.worker_identity,
         )
 
     @activity.defn(name="release_locks")

@@ -13,11 +13,18 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowQueryFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from bot.backfill.autopilot import autopilot_policy
 from bot.backfill.job_input import check_backfill_plan, window_specs
 from bot.backfill.workflows import window_workflow_id
 from bot.config import ShepherdConfig
@@ -51,17 +58,21 @@ class JobService:
     # ---- start -------------------------------------------------------------------------
 
     async def start_backfill(self, plan: BackfillPlan, job_id: str, requester: str, channel: str | None = None,
-                             parallel: int | None = None, start_at: datetime | None = None) -> str:
-        """Record the job, lock its (cluster, customer) pairs and start its workflow; once per job id."""
+                             parallel: int | None = None, start_at: datetime | None = None,
+                             autopilot: bool | None = None) -> str:
+        """Record the job, lock its (cluster, customer) pairs and start its workflow; once per job id.
+
+        `autopilot` (None: the configuration's backfill.parallel decides): the job finds its own N."""
         check_backfill_plan(plan, self.config)
-        parallel = parallel or plan.parallel
+        auto = self.config.backfill.parallel == "auto" if autopilot is None else autopilot
+        parallel = autopilot_policy(self.config).start if auto else parallel or plan.parallel
         if not 1 <= parallel <= self.config.backfill.max_parallel:
             raise UserInputError(f"--parallel {parallel} must be between 1 and {self.config.backfill.max_parallel}")
         if start_at is not None and start_at.tzinfo is None:
             raise UserInputError("--at needs a time zone (or UTC)")
         specs = window_specs(plan)
         inp = self._job_input(job_id, plan, specs, parallel, run=1)
-        inp.start_at = start_at.isoformat() if start_at else None
+        inp.start_at, inp.autopilot = start_at.isoformat() if start_at else None, auto
         workflow_id = job_workflow_id("backfill", job_id)
         created = await asyncio.to_thread(self._record, job_id, "backfill", requester, channel, plan, workflow_id)
         if not created and await self._exists(workflow_id):
@@ -79,6 +90,8 @@ class JobService:
                    run: int) -> BackfillJobInput:
         """The windows travel in columns (`table`), whatever the plan's size; refused if still too large."""
         bf = self.config.backfill
+        if bf.window_task_queue is None:  # Shepherd's own windows run on their cluster's queue
+            specs = [replace(s, task_queue=self.config.cluster_queue(s.cluster)) for s in specs]
         inp = BackfillJobInput(
             job_id=job_id, plan_hash=plan.plan_hash, windows=[], table=table_of(specs), parallel=parallel,
             window_workflow=bf.window_workflow, window_task_queue=bf.window_task_queue,
@@ -86,6 +99,7 @@ class JobService:
             heartbeat_timeout_s=self.heartbeat_timeout_s, max_attempts=bf.max_attempts,
             progress_done_key=bf.progress_done_key, progress_total_key=bf.progress_total_key,
             continue_after_events=bf.continue_after_events,
+            autopilot_policy=autopilot_policy(self.config),
         )
         size = self.input_bytes(inp) + STATE_BYTES_PER_WINDOW * len(specs)
         if size > MAX_PAYLOAD_BYTES:
@@ -200,7 +214,8 @@ class JobService:
             return progress
         windows = window_states(specs_of(table.windows), table.states, lambda s: window_workflow_id(job_id, s))
         return BackfillProgress(job_id=table.job_id, state=table.state, parallel=table.parallel, paused=table.paused,
-                                start_at=table.start_at, windows=windows, run=table.run)
+                                start_at=table.start_at, windows=windows, run=table.run, autopilot=table.autopilot,
+                                parallel_changes=table.parallel_changes)
 
     async def window_heartbeats(self, job_id: str) -> dict[str, dict[str, Any]]:
         """{window key: last heartbeat details} of the job's running windows."""
@@ -217,6 +232,8 @@ class JobService:
             return {}
         for pending in desc.raw_description.pending_activities:
             beat: dict[str, Any] = {"attempt": pending.attempt}
+            if pending.last_worker_identity:
+                beat["worker"] = pending.last_worker_identity
             if pending.HasField("last_heartbeat_time"):
                 beat["heartbeat_at"] = pending.last_heartbeat_time.ToDatetime(tzinfo=UTC).isoformat()
             if pending.last_failure.message:
@@ -244,6 +261,8 @@ class JobService:
             w.last_failure = str(beat["last_failure"])
         if beat.get("heartbeat_at"):
             w.heartbeat_at = str(beat["heartbeat_at"])
+        if beat.get("worker"):
+            w.worker = str(beat["worker"])
 
     # ---- act ---------------------------------------------------------------------------
 
@@ -251,6 +270,18 @@ class JobService:
         if not 1 <= parallel <= self.config.backfill.max_parallel:
             raise UserInputError(f"throttle must be between 1 and {self.config.backfill.max_parallel}")
         await self._signal(job_id, "throttle", parallel)
+
+    async def autopilot(self, job_id: str) -> None:
+        """Turn the job's autopilot (back) on: it sets N again from the current one."""
+        try:
+            on = await self._handle(job_id).execute_update("autopilot", True, result_type=bool)
+        except RPCError as err:
+            raise UserInputError(f"job {job_id} is not running: {err.message}") from None
+        except WorkflowUpdateFailedError as err:
+            raise UserInputError(f"job {job_id} cannot run the autopilot: {err.cause or err}") from None
+        if not on:
+            raise UserInputError(f"job {job_id} cannot run the autopilot: it has ended, or it was started by a "
+                                 "Shepherd without it; set N by hand")
 
     async def pause(self, job_id: str) -> None:
         await self._signal(job_id, "pause")
@@ -290,6 +321,7 @@ class JobService:
             raise UserInputError(f"job {job_id} has no failed or cancelled windows to retry")
         specs = [s for s in window_specs(plan) if s.key in again]
         inp = self._job_input(job_id, plan, specs, progress.parallel, run=progress.run + 1)
+        inp.autopilot = progress.autopilot
         workflow_id = job_workflow_id("backfill", job_id)
         await self._lock(job_id, workflow_id, {(s.cluster, s.customer) for s in specs})
         await self._start(inp, specs, workflow_id, WorkflowIDReusePolicy.ALLOW_DUPLICATE,

@@ -8,20 +8,25 @@ can drive its existing in-house backfill workflow instead of Shepherd's own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from bot.temporal.models import (
+        AutopilotPolicy,
         BackfillJobInput,
         BackfillProgress,
         BackfillProgressTable,
+        HeartbeatSample,
+        HeartbeatsInput,
         JobOutcome,
+        ParallelChange,
         ReleaseLocksInput,
         WindowInput,
         WindowResult,
@@ -31,8 +36,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from bot.temporal.search_attributes import job_attributes
     from bot.temporal.window_table import specs_of, states_of, table_of, window_states
+    from commands import autopilot as ap
 
 RELEASE_TIMEOUT = timedelta(minutes=2)
+READ_TIMEOUT = timedelta(seconds=30)
+AUTOPILOT_PATCH = "backfill-autopilot"  # the reads and timers of `--parallel auto` (jobs started after it)
 MIN_START_TO_CLOSE = timedelta(minutes=2)
 FAILED_NAMED = 20  # a failed job's message names this many windows, then counts the rest
 
@@ -100,10 +108,34 @@ class BackfillJob:
         self.table: WindowTable | None = None
         self.epoch = ""
         self.draining = False
+        self.policy: AutopilotPolicy | None = None
+        self.auto = False
+        self.pilot: ap.State | None = None
+        self.beats: ap.Beats = {}
+        self.rates: dict[str, float] = {}
+        self.next_read = datetime.min.replace(tzinfo=UTC)
+        self.changes: list[ParallelChange] = []
 
     @workflow.signal
     def throttle(self, parallel: int) -> None:
-        self.parallel = max(1, int(parallel))
+        before, self.parallel = self.parallel, max(1, int(parallel))
+        if self.auto:  # a person's N stands until they turn the autopilot back on
+            self.auto = False
+            self._changed(before, self.parallel, "hand", "set by hand: autopilot off")
+
+    @workflow.update
+    def autopilot(self, on: bool) -> bool:
+        """On: the autopilot takes over from the current N (a job given its policy, still running); off: N
+        stays. Answers whether the autopilot is on now."""
+        if not on:
+            self.auto = False
+        elif (not self.auto and self.policy is not None and self.state in ("waiting", "running")
+              and workflow.patched(AUTOPILOT_PATCH)):
+            self.auto = True
+            self.pilot = ap.start(self.policy, workflow.now().timestamp(), self.parallel)
+            self.beats, self.rates, self.next_read = {}, {}, workflow.now()
+            self._changed(self.parallel, self.parallel, "hand", "autopilot on")
+        return self.auto
 
     @workflow.signal
     def pause(self) -> None:
@@ -117,7 +149,8 @@ class BackfillJob:
     def progress(self) -> BackfillProgress:
         state = "paused" if self.paused and self.state == "running" else self.state
         return BackfillProgress(job_id=self.job_id, state=state, parallel=self.parallel, paused=self.paused,
-                                start_at=self.start_at, windows=list(self.windows.values()), run=self.run_number)
+                                start_at=self.start_at, windows=list(self.windows.values()), run=self.run_number,
+                                autopilot=self.auto, parallel_changes=list(self.changes))
 
     @workflow.query
     def progress_table(self) -> BackfillProgressTable:
@@ -125,7 +158,8 @@ class BackfillJob:
         state = "paused" if self.paused and self.state == "running" else self.state
         states = states_of(self.specs, [self.windows[s.key] for s in self.specs], self.epoch)
         return BackfillProgressTable(job_id=self.job_id, state=state, parallel=self.parallel, paused=self.paused,
-                                     start_at=self.start_at, windows=self._table(), states=states, run=self.run_number)
+                                     start_at=self.start_at, windows=self._table(), states=states, run=self.run_number,
+                                     autopilot=self.auto, parallel_changes=list(self.changes))
 
     def _table(self) -> WindowTable:
         if self.table is None:
@@ -141,6 +175,11 @@ class BackfillJob:
         specs = {w.key: w for w in self.specs}
         self.windows = {w.key: w for w in window_states(self.specs, inp.carried,
                                                          lambda s: window_workflow_id(inp.job_id, s))}
+        self.policy, self.changes = inp.autopilot_policy, list(inp.autopilot_changes)
+        if inp.autopilot and self.policy is not None and workflow.patched(AUTOPILOT_PATCH):
+            self.auto = True
+            if not inp.carried:  # a continued run goes on from the N it was given
+                self.parallel = self.policy.clamp(self.policy.start)
         running: dict[str, asyncio.Task[Any]] = {}
         try:
             if inp.start_at:
@@ -148,14 +187,25 @@ class BackfillJob:
                 if delay > timedelta(0):
                     await workflow.sleep(delay)  # durable: survives workers and restarts
             self.state = "running"
+            if self.auto and self.policy is not None:  # judged from the windows' start, not the job's creation
+                self.pilot = ap.start(self.policy, workflow.now().timestamp(), self.parallel)
+                self.beats, self.rates, self.next_read = {}, {}, workflow.now()
             # filled in the given (schedule) order; after a continue-as-new, the windows not yet run
             pending = [w.key for w in self.specs if self.windows[w.key].state == "pending"]
             self.draining = False  # a long history: start nothing more, continue as new once all have ended
             while pending or running:
-                await workflow.wait_condition(
-                    lambda: any(t.done() for t in running.values())
-                    or (not self.draining and not self.paused and bool(pending) and len(running) < self.parallel)
-                )
+                def ready() -> bool:
+                    return (any(t.done() for t in running.values())
+                            or (not self.draining and not self.paused and bool(pending)
+                                and len(running) < self.parallel)
+                            or (self.auto and not self.draining and workflow.now() >= self.next_read))
+
+                if self.auto and not self.draining:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await workflow.wait_condition(ready, timeout=max(self.next_read - workflow.now(),
+                                                                         timedelta(seconds=1)))
+                else:
+                    await workflow.wait_condition(ready)
                 for key in [k for k, t in running.items() if t.done()]:
                     self._finish(key, running.pop(key))
                 if pending and not self.draining and self._history_full(inp):
@@ -165,6 +215,8 @@ class BackfillJob:
                 while not self.draining and not self.paused and pending and len(running) < self.parallel:
                     key = pending.pop(0)
                     running[key] = asyncio.create_task(self._run_window(inp, specs[key]))
+                if self.auto and not self.draining and workflow.now() >= self.next_read:
+                    await self._steer(inp, list(running), len(pending))
         except (asyncio.CancelledError, CancelledError):
             self.state = "cancelling"
             for task in running.values():
@@ -204,7 +256,37 @@ class BackfillJob:
         """The next run's input: the same job, its windows in columns and what each has done so far."""
         windows = [self.windows[s.key] for s in self.specs]
         return replace(inp, windows=[], table=self._table(), carried=states_of(self.specs, windows, self.epoch),
-                       parallel=self.parallel, paused=self.paused)
+                       parallel=self.parallel, paused=self.paused, autopilot=self.auto,
+                       autopilot_changes=list(self.changes))
+
+    async def _steer(self, inp: BackfillJobInput, running: list[str], pending: int) -> None:
+        """Read the running windows' heartbeats, feed their summed rate to the autopilot, apply its N."""
+        assert self.policy is not None and self.pilot is not None
+        self.next_read = workflow.now() + timedelta(seconds=self.policy.interval_s)
+        ids = {self.windows[k].workflow_id or "": k for k in running}
+        try:
+            samples: list[HeartbeatSample] = await workflow.execute_activity(
+                "read_window_heartbeats", HeartbeatsInput(workflow_ids=sorted(ids), done_key=inp.progress_done_key),
+                result_type=list[HeartbeatSample], start_to_close_timeout=READ_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=2))
+        except ActivityError as err:  # no reading this time; the windows run on at the current N
+            if _is_cancel(err):
+                raise
+            return
+        if not self.auto or self.pilot is None:
+            return  # turned off (or taken over by hand) while reading
+        now = workflow.now().timestamp()
+        after = {ids[s.workflow_id]: (s.at, s.done) for s in samples if s.at is not None and s.workflow_id in ids}
+        self.beats, self.rates = ap.advance(self.beats, self.rates, after)
+        self.pilot = ap.observe(self.pilot, ap.reading(now, len(ids), self.rates))
+        self.pilot, change = ap.decide(self.pilot, self.policy, now, pending)
+        if change is not None:
+            self.parallel = change.to_n
+            self._changed(change.from_n, change.to_n, "autopilot", ap.describe(change))
+
+    def _changed(self, before: int, after: int, by: str, reason: str) -> None:
+        self.changes.append(ParallelChange(seq=len(self.changes) + 1, at=workflow.now().isoformat(), from_n=before,
+                                           to_n=after, by=by, reason=reason))
 
     async def _run_window(self, inp: BackfillJobInput, spec: WindowSpec) -> Any:
         w = self.windows[spec.key]
@@ -214,7 +296,8 @@ class BackfillJob:
             inp.window_workflow,
             self._child_input(inp, spec),
             id=w.workflow_id,
-            task_queue=inp.window_task_queue or workflow.info().task_queue,
+            # The cluster's queue (its workers run near it); inputs recorded before it existed carry None.
+            task_queue=spec.task_queue or inp.window_task_queue or workflow.info().task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=job_attributes(inp.job_id, "backfill-window", [spec.customer], [spec.cluster],
                                              inp.requester) if inp.tag_windows else None,
@@ -248,6 +331,7 @@ class BackfillJob:
         w.region = found.get("region")
         w.resumed_from = found.get("resumed_from")
         w.attempt = int(found.get("attempt", w.attempt) or w.attempt)
+        w.worker = found.get("worker") or w.worker
         w.day = None
 
     async def _release(self, inp: BackfillJobInput, state: str, error: str | None) -> None:

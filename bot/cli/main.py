@@ -1,4 +1,4 @@
-"""The `shepherd` command: `dev`, `serve`, `worker`, and `plan backfill|purge` for scripts and benchmarks.
+"""The `shepherd` command: `dev`, `serve`, `worker`, `doctor`, and `plan backfill|purge` for scripts and benchmarks.
 
 Every value is checked before anything starts; bad input prints one line (and the usage) and
 exits 2. Errors Shepherd raises on purpose are printed as their reply, never as a traceback.
@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run console lines from FILE, then stop (exit 1 at the first line that fails)")
     dev.add_argument("--socket-mode", action="store_true",
                      help="connect the app to the Slack stand-in in Socket Mode instead of over HTTP")
-    worker = sub.add_parser("worker", help="run the Temporal worker (SHEPHERD_POSTGRES_DSN, SHEPHERD_TEMPORAL_*)")
+    from bot.cli.worker import add_worker_parser
+
+    worker = add_worker_parser(sub)
     for command in (dev, worker):  # --data-dir is accepted before or after the subcommand
         command.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -51,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.cli.verify import add_verify_parser
 
     add_verify_parser(sub)
+    doctor = sub.add_parser("doctor", help="check every configured connection; exit 1 if a required one is down")
+    doctor.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     plan = sub.add_parser("plan", help="plan a backfill or a purge (reads volumes, changes nothing)")
     kinds = plan.add_subparsers(dest="kind", required=True, parser_class=_Parser)
@@ -94,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "worker":
             from bot.cli.worker import run_worker
 
-            return run_worker(settings)
+            return run_worker(settings, args)
         if args.command == "serve":
             from bot.cli.serve import run_serve
 
@@ -103,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.cli.verify import run_verify
 
             return run_verify(settings, args, today=date.today())
+        if args.command == "doctor":
+            from bot.cli.doctor import run_doctor
+
+            return run_doctor(settings)
         if args.command == "plan":
             from bot.cli.plan import run_plan
 

@@ -147,6 +147,9 @@ def demo_config(spec: DemoSpec, db_prefix: str = "") -> dict[str, Any]:
         },
         "throughput": {"low": 35_000 * s, "high": 50_000 * s},
         "purge": {"max_rows_per_mutation": max(1, round(800_000 * s))},
+        # The demo's windows last seconds to minutes, not hours: the autopilot judges and moves faster
+        # (heartbeats reach Temporal every 5 s, so a read every 6 s sees a new one from each window).
+        "backfill": {"autopilot": {"hold_s": 20, "settle_s": 6, "interval_s": 6}},
         "lookup": {"attempts_per_region": 3, "base_delay_s": 0.05, "max_delay_s": 0.5},
         "verify": {"after_jobs": True},  # so `shepherd dev` shows the verdict under a finished job's summary
         "access": {

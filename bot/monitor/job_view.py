@@ -35,7 +35,8 @@ def _at(text: str | None) -> datetime | None:
 
 def snapshots(p: BackfillProgress) -> list[WindowSnap]:
     return [WindowSnap(w.key, w.customer, w.cluster, w.start, w.end, w.state, w.attempt, w.done, w.total,
-                       _at(w.started), _at(w.finished), w.last_failure, w.region, _at(w.heartbeat_at))
+                       _at(w.started), _at(w.finished), w.last_failure, w.region, _at(w.heartbeat_at),
+                       w.worker)
             for w in p.windows]
 
 
@@ -74,8 +75,9 @@ class JobViews:
     def backfill_status(self, job_id: str, requester: str, plan: dict[str, Any], p: BackfillProgress,
                         now: datetime, *, record: bool = False) -> tuple[BackfillView, Message]:
         view = self.backfill(job_id, plan, p, record=record, now=now)
+        at_once = f"{p.parallel} at once" + (" (autopilot)" if p.autopilot else "")
         return view, status_blocks.backfill_status(job_id, requester, p.state, view.snaps, view.rates, view.figures,
-                                                   now, self.windows_listed)
+                                                   now, self.windows_listed, at_once=at_once)
 
     @staticmethod
     def purge_status(job_id: str, requester: str, p: PurgeProgress, now: datetime) -> Message:

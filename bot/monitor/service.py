@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from bot.errors import ShepherdError
 from bot.jobs.event_log import EventLog
 from bot.monitor.job_end import JobEnd
 from bot.monitor.job_view import JobViews, purge_clusters
+from bot.monitor.queue_watch import QueueWatch, backfill_queues, purge_queues
 from bot.monitor.reconcile import OPEN, STARTING, Reconciler
 from bot.ops.logs import log_context
 from bot.purge.service import PurgeJobService
@@ -71,6 +72,7 @@ class Monitor:
         self.reconciler = Reconciler(pool, jobs, outbox, grace_s=config.monitor.start_grace_s)
         self._ticks = 0  # the first tick (at start-up) and every RECONCILE_EVERY-th check every open job
         self.events = EventLog(pool)
+        self.queues = QueueWatch(jobs.client, config.monitor.no_worker_minutes * 60)
         self.views = JobViews(pool, config.monitor.windows_listed, config.monitor.stall_minutes * 60)
         self.policy = Policy(
             stall_s=config.monitor.stall_minutes * 60, contention_ratio=config.monitor.contention_ratio,
@@ -123,6 +125,12 @@ class Monitor:
                                                record=True)
         snaps, rates = view.snaps, view.rates
         events = window_events(p.state, p.run, snaps, rates, now, self.policy)
+        if p.autopilot:  # no advice to throttle: the autopilot is already steering N
+            events = [replace(e, text=e.text.partition(" Consider")[0] + " The autopilot is steering N.")
+                      if e.kind == "contention" else e for e in events]
+        events += [Event(f"autopilot:{p.run}:{c.seq}", c.reason, "autopilot") for c in p.parallel_changes
+                   if c.by == "autopilot"]  # each change of N once, with its reason and figures
+        events += await self.queues.events(backfill_queues(p, self.config, self.jobs.task_queue), p.run)
         if p.state in FINAL:
             reason = None if p.state == "done" else self._failed_reason(snaps, p.state)
             events.append(Event(f"end:{p.run}", "", "finished"))
@@ -145,11 +153,12 @@ class Monitor:
         now = self.now()
         clusters = purge_clusters(p)
         status = self.views.purge_status(job.id, job.requester, p, now)
-        events: list[Event] = []
+        events = await self.queues.events(purge_queues(p, self.config, self.jobs.task_queue), 1)
         summary = None
         if p.state in FINAL:
             events.append(Event("end:1", "", "finished"))
-            summary = status_blocks.purge_summary(job.id, p.state, clusters, p.stop_reason)
+            workers = {name: [c.worker for c in chunks if c.worker] for name, chunks in p.clusters.items()}
+            summary = status_blocks.purge_summary(job.id, p.state, clusters, p.stop_reason, workers)
         return await self._publish(job, status, events, summary, p.state, p)
 
     # ---- writing -------------------------------------------------------------------------

@@ -62,6 +62,10 @@ class ShepherdMetrics:
         self.activity_seconds = Histogram("shepherd_activity_seconds", "Duration of an activity by outcome",
                                           ["activity", "outcome"], buckets=ACTIVITY_BUCKETS, registry=r)
 
+        self.mutations_unfinished = Gauge("shepherd_mutations_unfinished",
+                                          "Unfinished ClickHouse mutations of a table, as a purge chunk last read them",
+                                          ["cluster", "table"], registry=r)
+
     def watch_state(self, pool: Any) -> None:
         """Read jobs, the outbox and the windows running from this Postgres pool at each scrape."""
         self.registry.register(StateCollector(pool))

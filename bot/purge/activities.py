@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from bot.adapters.ports import ClickHouse
 from bot.purge.target import Target, chunk_target
 from bot.temporal.deps import ActivityDeps
+from bot.temporal.drain import hand_back_if_stopping
 from bot.temporal.keepalive import keepalive
 from bot.temporal.models import ChunkInput, ChunkResult, ChunkSpec
 
@@ -97,6 +98,7 @@ class PurgeActivities:
             if mine is None:
                 previous = self.target(found.client, inp, inp.previous, "p_") if inp.previous else None
                 live, previous_live, unfinished = target.guard(previous)
+                self._seen_unfinished(inp, unfinished)
                 if inp.previous is not None and previous_live > inp.previous.rows * (1 + inp.drift_tolerance):
                     raise ApplicationError(drift_reason(inp, previous_live, inp.previous),
                                            {"chunk": inp.previous.index}, type="DataDrift", non_retryable=True)
@@ -104,7 +106,8 @@ class PurgeActivities:
                     raise ApplicationError(drift_reason(inp, live), {"chunk": c.index}, type="DataDrift",
                                            non_retryable=True)
                 if live == 0:
-                    return ChunkResult(c.index, 0, None, round(time.monotonic() - began, 3), found.region)
+                    return ChunkResult(c.index, 0, None, round(time.monotonic() - began, 3), found.region,
+                                       self.deps.worker_identity)
                 if unfinished > inp.max_unfinished_mutations:
                     unfinished = self._wait_for_queue(target, inp, beat)
                 target.issue(inp.strategy)
@@ -115,16 +118,25 @@ class PurgeActivities:
         beat.update(live=live, rows_deleted=0)
         activity.heartbeat(beat)
         mutation_id, deleted = self._wait_for(target, mutation_id, live, beat, ahead)
-        return ChunkResult(c.index, deleted, mutation_id, round(time.monotonic() - began, 3), found.region)
+        return ChunkResult(c.index, deleted, mutation_id, round(time.monotonic() - began, 3), found.region,
+                           self.deps.worker_identity)
+
+    def _seen_unfinished(self, inp: ChunkInput, count: int) -> None:
+        if self.deps.on_unfinished_mutations is not None:
+            self.deps.on_unfinished_mutations(inp.cluster, inp.chunk.table, count)
 
     def _wait_for_queue(self, target: Target, inp: ChunkInput, beat: dict[str, Any]) -> int:
         """No new mutation while the table has more than `max_unfinished_mutations` unfinished."""
-        while (unfinished := target.unfinished()) > inp.max_unfinished_mutations:
+        while True:
+            unfinished = target.unfinished()
+            self._seen_unfinished(inp, unfinished)
+            if unfinished <= inp.max_unfinished_mutations:
+                return unfinished
             activity.heartbeat({**beat, "waiting_for_queue": unfinished})
             activity.wait_for_cancelled_sync(QUEUE_POLL_S)
+            hand_back_if_stopping(f"chunk {inp.chunk.index} of {inp.cluster} before its delete")
             if activity.is_cancelled():
                 raise _cancelled(target, None)
-        return unfinished
 
     def _wait_for(self, target: Target, mutation_id: str | None, live: int,
                   beat: dict[str, Any], ahead: int = 0) -> tuple[str, int]:
@@ -138,6 +150,8 @@ class PurgeActivities:
         while True:
             if not activity.is_cancelled():
                 activity.wait_for_cancelled_sync(delay)
+            # A stopping worker leaves the mutation running: the next attempt follows it (found by its tag).
+            hand_back_if_stopping(f"{target.qualified} mutation {mutation_id or target.tag} (still running)")
             if activity.is_cancelled():
                 raise _cancelled(target, mutation_id or self._find_quietly(target))
             row = target.status(mutation_id)

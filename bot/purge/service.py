@@ -48,6 +48,7 @@ class PurgeJobService(JobService):
             drift_tolerance=policy.drift_tolerance, heartbeat_timeout_s=self.heartbeat_timeout_s,
             max_attempts=self.config.backfill.max_attempts,
         )
+        inp.task_queues = {name: queue for name in inp.clusters if (queue := self.config.cluster_queue(name))}
         workflow_id = job_workflow_id("purge", job_id)
         await asyncio.to_thread(self._record, job_id, "purge", requester, channel, plan, workflow_id)
         pairs = {(cp.cluster, c.customer) for cp in plan.clusters for c in cp.chunks}

@@ -155,6 +155,8 @@ class Purge:
                            strategy=inp.strategy, max_unfinished_mutations=inp.max_unfinished_mutations,
                            drift_tolerance=inp.drift_tolerance, previous=previous),
                 result_type=ChunkResult,
+                # The cluster's queue; purges recorded before it existed name none (the job's own queue).
+                task_queue=inp.task_queues.get(cluster),
                 start_to_close_timeout=timedelta(hours=6),
                 heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
                 retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=inp.max_attempts,
@@ -176,7 +178,7 @@ class Purge:
             if self.stop_reason is None:
                 self.stop_reason = message if drift else f"chunk {spec.index} of cluster {cluster} failed: {message}"
             return
-        state.state, state.rows_deleted = "done", result.rows_deleted
+        state.state, state.rows_deleted, state.worker = "done", result.rows_deleted, result.worker or None
         state.finished = workflow.now().isoformat()
 
     def _mark_rest(self, how: str) -> None:

@@ -17,7 +17,7 @@ def _when(at: datetime) -> str:
 
 
 def backfill_plan(plan: BackfillPlan, job_id: str, requester: str, *, title: str = "Backfill plan",
-                  buttons: bool = True, footer: str | None = None) -> Message:
+                  buttons: bool = True, footer: str | None = None, autopilot: bool = False) -> Message:
     customers = sorted(plan.customers, key=lambda c: -sum(w.conversations for w in c.windows))
     rows = [[c.customer, c.cluster, f"{c.daily_avg:,.0f}", f"{c.window_days}d", str(len(c.windows)),
              f"{sum(w.conversations for w in c.windows):,}",
@@ -35,7 +35,8 @@ def backfill_plan(plan: BackfillPlan, job_id: str, requester: str, *, title: str
         fields([
             ("Range", f"{plan.range.start} to {plan.range.end} ({plan.range.days} days)"),
             ("Windows", f"{len(plan.windows)} for {len(plan.customers)} customer(s)"),
-            ("ETA", f"{render.hours(plan.makespan_hours)} at parallel {plan.parallel}"),
+            ("ETA", f"{render.hours(plan.makespan_hours)} at parallel {plan.parallel}"
+                    + (" (parallel auto: the autopilot finds N from the windows' rates)" if autopilot else "")),
             ("Sequential", render.hours(plan.sequential_hours)),
             ("Lower bound", render.hours(plan.lower_bound_hours)),
             ("Conversations", f"{sum(w.conversations for w in plan.windows):,}"),
@@ -44,6 +45,8 @@ def backfill_plan(plan: BackfillPlan, job_id: str, requester: str, *, title: str
     ]
     if warnings:
         blocks.append(section("\n".join(warnings[:20])))
+    if rates := render.rates_summary(plan):
+        blocks.append(context(("R" + rates[1:])[:2900]))
     blocks += [context(n) for n in plan.notes]  # e.g. the range clipped to the days with data
     blocks.append(context(f"plan `{plan.plan_hash}` · requested by <@{requester}>"))
     if buttons:

@@ -94,8 +94,16 @@ class JobFlow:
         row = await self._row(cmd.job)
         if row.kind != "backfill":
             raise UserInputError(f"{cmd.job} is a {row.kind}: only backfills run windows in parallel")
+        if cmd.auto or cmd.parallel is None:
+            await self.deps.jobs.autopilot(cmd.job)
+            await self._tell(cmd.job, who, f":robot_face: autopilot on, by <@{who.user}>: it sets how many windows "
+                                           "run at once from their rates, starting from the current number")
+            return
+        was_auto = (await self.deps.jobs.progress(cmd.job)).autopilot
         await self.deps.jobs.throttle(cmd.job, cmd.parallel)
-        await self._tell(cmd.job, who, f":control_knobs: throttled to {cmd.parallel} windows at once by <@{who.user}>")
+        off = f"; autopilot off until `/backfill throttle {cmd.job} auto`" if was_auto else ""
+        await self._tell(cmd.job, who, f":control_knobs: throttled to {cmd.parallel} windows at once by "
+                                       f"<@{who.user}>{off}")
 
     async def retry(self, job_id: str, failed_only: bool, who: Who) -> None:
         await self.deps.check_operator(who, "retry a job")

@@ -27,7 +27,8 @@ def _eta(eta: tuple[float, float] | None) -> str:
 
 
 def backfill_status(job_id: str, requester: str, state: str, windows: Sequence[WindowSnap],
-                    rates: dict[str, WindowRate], figures: JobFigures, now: datetime, listed: int) -> Message:
+                    rates: dict[str, WindowRate], figures: JobFigures, now: datetime, listed: int,
+                    at_once: str = "") -> Message:
     counts: dict[str, int] = {}
     for w in windows:
         counts[w.state] = counts.get(w.state, 0) + 1
@@ -35,17 +36,19 @@ def backfill_status(job_id: str, requester: str, state: str, windows: Sequence[W
                      key=lambda w: (rates.get(w.key, WindowRate(None, None)).rate or 0))  # slowest first
     shown = running[:listed]
     rows = []
+    with_worker = any(w.worker for w in shown)
     for w in shown:
         r = rates.get(w.key, WindowRate(None, None))
         rows.append([w.customer, f"{w.start}..{w.end}", bar(w.done, w.total), f"{r.rate:,.1f}/s" if r.rate else "-",
-                     _eta(r.eta_s) if r.eta_s else "-"])
-    lines = render.table(["customer", "window", "progress", "rate", "ETA"], rows, right={3}).split("\n") if rows \
-        else []
+                     _eta(r.eta_s) if r.eta_s else "-", *([w.worker or "-"] if with_worker else [])])
+    titles = ["customer", "window", "progress", "rate", "ETA", *(["worker"] if with_worker else [])]
+    lines = render.table(titles, rows, right={3}).split("\n") if rows else []
     rest = len(running) - len(shown)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     blocks = [
         header(f"Backfill {job_id}: {state} {figures.percent:.0f}%"),
-        fields([("State", state), ("Requested by", f"<@{requester}>"), ("Windows", summary),
+        fields([("State", state), ("Requested by", f"<@{requester}>"),
+                ("Windows", summary + (f" · {at_once}" if at_once else "")),
                 ("Progress", f"{bar(figures.done, figures.total)} ({figures.done:,}/{figures.total:,})"),
                 ("Rate", f"{figures.rate:,.1f}/s" if figures.rate else "-"), ("ETA", _eta(figures.eta_s))]),
         *table_sections(lines),
@@ -98,6 +101,7 @@ def backfill_summary(job_id: str, state: str, windows: Sequence[WindowSnap], rea
             ("Window durations", spread),
             ("Retries", str(retries)),
             ("Throughput", f"{rows_total / wall:,.1f}/s over {duration(wall)}" if wall else "-"),
+            *([("Workers", workers)] if (workers := worker_counts(done)) else []),
         ]),
         *table_sections(lines),
     ]
@@ -111,12 +115,29 @@ def backfill_summary(job_id: str, state: str, windows: Sequence[WindowSnap], rea
     return Message(text, blocks)
 
 
+def _on(workers: dict[str, list[str]] | None, cluster: str) -> str:
+    ran = sorted(set((workers or {}).get(cluster, [])))
+    return f" (on {', '.join(ran)})" if ran else ""
+
+
+def worker_counts(windows: Sequence[WindowSnap]) -> str:
+    """"2: 4012@host-a (3 windows), 977@host-b (2 windows)": which worker finished how many windows."""
+    counts: dict[str, int] = {}
+    for w in windows:
+        if w.worker:
+            counts[w.worker] = counts.get(w.worker, 0) + 1
+    listed = ", ".join(f"{name} ({n} window{'s' if n > 1 else ''})" for name, n in sorted(counts.items()))
+    return f"{len(counts)}: {listed}"[:1900] if counts else ""
+
+
 def purge_summary(job_id: str, state: str, clusters: dict[str, tuple[int, int, int, int]],
-                  reason: str | None) -> Message:
+                  reason: str | None, workers: dict[str, list[str]] | None = None) -> Message:
+    """workers: cluster -> the worker of each of its finished chunks (shown when known)."""
     deleted = sum(v[2] for v in clusters.values())
     icons = {"done": ":white_check_mark:", "stopped": ":octagonal_sign:", "cancelled": ":stop_button:"}
     icon = icons.get(state, ":x:")
-    lines = [f"{name}: {d}/{n} chunks, {rows:,} rows deleted" for name, (d, n, rows, _) in sorted(clusters.items())]
+    lines = [f"{name}: {d}/{n} chunks, {rows:,} rows deleted{_on(workers, name)}"
+             for name, (d, n, rows, _) in sorted(clusters.items())]
     blocks = [header(f"Purge {job_id} {state}"), section("\n".join(lines)[:2900])]
     if reason:
         blocks.append(section(f"{icon} {reason[:2900]}"))

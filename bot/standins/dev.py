@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot.app import Runtime, demo_line, monitoring, open_runtime, slack_app, slack_deps
-from bot.cli.worker import connect_temporal, run_worker_until
+from bot.cli.worker import connect_temporal, queues_text, run_worker_until, worker_queues
 from bot.monitor.service import run_monitor
 from bot.ops.server import Ops, ops_server
 from bot.settings import Settings
@@ -36,7 +36,7 @@ def _banner(rt: Runtime, settings: Settings, seconds: float, where: str) -> str:
     return (
         f"shepherd dev ready in {seconds:.1f} s\n"
         f"  data:      {settings.data_dir}\n"
-        f"  temporal:  {rt.temporal_address} (worker on task queue {settings.temporal_task_queue})\n"
+        f"  temporal:  {rt.temporal_address} (worker on {queues_text(worker_queues(settings, rt.config))})\n"
         f"  demo:      {len(rt.registry)} customers on {len(rt.config.clusters)} clusters "
         f"(config written to {settings.data_dir / 'shepherd.yml'})\n"
         f"             {demo_line(rt)}\n"

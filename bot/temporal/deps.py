@@ -22,3 +22,10 @@ class ActivityDeps:
     state: Any  # psycopg ConnectionPool: the bot's schema (locks, jobs)
     lookup: ClusterLookup
     clock: Callable[[], datetime] = field(default=utc_now)
+    # The Temporal identity of the worker running the activities (set by build_worker from its client);
+    # results carry it, so a job shows which worker ran each window or chunk.
+    worker_identity: str = ""
+    # Told (cluster, table, count) each time a purge reads a table's unfinished mutations: the worker's
+    # /metrics shows them as shepherd_mutations_unfinished.
+    on_unfinished_mutations: Callable[[str, str, int], None] | None = None
+

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from commands.autopilot import Policy as AutopilotPolicy
+
 # ---- backfill ---------------------------------------------------------------------------
 
 
@@ -21,6 +23,7 @@ class WindowSpec:
     end: str  # ISO date, inclusive
     conversations: int  # planned total
     est_hours_hi: float  # pessimistic estimate, sets the start-to-close timeout
+    task_queue: str | None = None  # the cluster's task queue; None: the job's window_task_queue or its own
 
 
 @dataclass
@@ -44,6 +47,11 @@ class BackfillJobInput:
     # namespace has them registered (the job itself started with them); False in older inputs.
     tag_windows: bool = False
     requester: str = ""
+    # `--parallel auto`: the job sets its own parallelism from the windows' heartbeat rates, within the
+    # policy (which `/backfill throttle JOB auto` also needs, to turn it back on). None in older inputs.
+    autopilot: bool = False
+    autopilot_policy: AutopilotPolicy | None = None
+    autopilot_changes: list[ParallelChange] = field(default_factory=list)  # carried over a continue-as-new
     # Newer inputs: the windows in columns (~20 bytes each, not ~190), and after a continue-as-new what the
     # earlier runs of this job run did (done windows are not run again).
     table: WindowTable | None = None
@@ -83,6 +91,7 @@ class WindowResult:
     resumed_from: str | None  # the day a retried attempt resumed from (None: from the start)
     seconds: float
     attempt: int = 1  # the activity attempt that finished the window
+    worker: str = ""  # the Temporal identity of the worker that ran it ("" from older workers)
 
 
 @dataclass
@@ -104,6 +113,32 @@ class WindowState:
     resumed_from: str | None = None  # a retried attempt resumed from this day (its last heartbeat)
     day: str | None = None  # the day being copied (from the running activity's heartbeat)
     heartbeat_at: str | None = None  # ISO time of the running activity's last heartbeat (from describe())
+    worker: str | None = None  # the worker running it (from describe()) or that finished it (its result)
+
+
+@dataclass
+class ParallelChange:
+    """One change of a job's parallelism, by the autopilot or by hand (throttle)."""
+
+    seq: int  # 1, 2, ... within the job run
+    at: str  # ISO time
+    from_n: int
+    to_n: int
+    by: str  # autopilot | hand
+    reason: str = ""
+
+
+@dataclass
+class HeartbeatsInput:
+    workflow_ids: list[str]
+    done_key: str = "ReindexedConversations"
+
+
+@dataclass
+class HeartbeatSample:
+    workflow_id: str
+    done: int
+    at: float | None  # the last heartbeat's time (epoch seconds); None: no heartbeat yet
 
 
 @dataclass
@@ -115,6 +150,8 @@ class BackfillProgress:
     start_at: str | None
     windows: list[WindowState]
     run: int = 1  # 1 for the first run of the job; a retry is run 2, 3 ...
+    autopilot: bool = False  # the autopilot sets `parallel` now
+    parallel_changes: list[ParallelChange] = field(default_factory=list)
 
 
 # A job of many windows travels in columns (bot/temporal/window_table.py converts).
@@ -133,6 +170,8 @@ class WindowTable:
     days: list[int] = field(default_factory=list)  # end = start + days - 1
     conversations: list[int] = field(default_factory=list)  # planned
     est_centihours: list[int] = field(default_factory=list)  # est_hours_hi in hundredths of an hour, rounded up
+    # The task queue of each of `clusters` (same order; None: the job's own). Empty in tables made before it.
+    queues: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.start)
@@ -153,6 +192,8 @@ class StateTable:
     regions: list[str] = field(default_factory=list)
     region: list[int] = field(default_factory=list)  # index into regions, -1: none
     notes: list[list[Any]] = field(default_factory=list)  # [index, last_failure, resumed_from], only where set
+    workers: list[str] = field(default_factory=list)  # the Temporal identities of the workers that ran windows
+    worker: list[int] = field(default_factory=list)  # index into workers, -1: none (empty in older tables)
 
 
 @dataclass
@@ -167,6 +208,8 @@ class BackfillProgressTable:
     windows: WindowTable
     states: StateTable
     run: int = 1
+    autopilot: bool = False
+    parallel_changes: list[ParallelChange] = field(default_factory=list)
 
 
 @dataclass
@@ -211,6 +254,7 @@ class PurgeInput:
     drift_tolerance: float = 0.01
     heartbeat_timeout_s: float = 300.0
     max_attempts: int = 5
+    task_queues: dict[str, str] = field(default_factory=dict)  # cluster -> its task queue (absent: the job's)
 
 
 @dataclass
@@ -234,6 +278,7 @@ class ChunkResult:
     mutation_id: str | None
     seconds: float
     region: str
+    worker: str = ""  # the Temporal identity of the worker that ran it
 
 
 @dataclass
@@ -249,6 +294,7 @@ class ChunkState:
     started: str | None = None
     finished: str | None = None
     last_failure: str | None = None
+    worker: str | None = None
 
 
 @dataclass

@@ -34,6 +34,9 @@ def table_of(specs: list[WindowSpec]) -> WindowTable:
         table.conversations.append(s.conversations)
         table.est_centihours.append(math.ceil(round(max(s.est_hours_hi, 0.0) * 100, 6)))
     table.customers, table.clusters = list(customers), list(clusters)
+    queues = {s.cluster: s.task_queue for s in specs}
+    if any(queues.values()):  # only then: a table without queues is the one it always was
+        table.queues = [queues[c] for c in table.clusters]
     return table
 
 
@@ -49,7 +52,8 @@ def specs_of(table: WindowTable) -> list[WindowSpec]:
         specs.append(WindowSpec(key=f"{customer}:{start}:{end}", customer=customer,
                                 cluster=table.clusters[table.cluster[i]], start=start.isoformat(),
                                 end=end.isoformat(), conversations=table.conversations[i],
-                                est_hours_hi=table.est_centihours[i] / 100))
+                                est_hours_hi=table.est_centihours[i] / 100,
+                                task_queue=table.queues[table.cluster[i]] if table.queues else None))
     return specs
 
 
@@ -62,6 +66,7 @@ def states_of(specs: list[WindowSpec], windows: list[WindowState], epoch: str) -
     previous = datetime.fromisoformat(epoch)
     table = StateTable(epoch=epoch, state="".join(STATE_LETTERS.get(w.state, "p") for w in windows))
     regions: dict[str, int] = {}
+    workers: dict[str, int] = {}
     for i, (s, w) in enumerate(zip(specs, windows, strict=True)):
         table.attempt.append(w.attempt)
         table.total_change.append(w.total - s.conversations)
@@ -71,9 +76,12 @@ def states_of(specs: list[WindowSpec], windows: list[WindowState], epoch: str) -
                           _seconds(datetime.fromisoformat(w.finished), started))
         previous = started or previous
         table.region.append(-1 if w.region is None else regions.setdefault(w.region, len(regions)))
+        table.worker.append(-1 if not w.worker else workers.setdefault(w.worker, len(workers)))
         if w.last_failure or w.resumed_from:
             table.notes.append([i, w.last_failure, w.resumed_from])
-    table.regions = list(regions)
+    table.regions, table.workers = list(regions), list(workers)
+    if not workers:
+        table.worker = []
     return table
 
 
@@ -95,6 +103,8 @@ def window_states(specs: list[WindowSpec], states: StateTable | None, workflow_i
             w.started, w.workflow_id = at.isoformat(), workflow_id(s)
             w.finished = None if took is None else (at + timedelta(seconds=took)).isoformat()
         w.region = states.regions[states.region[i]] if states.region[i] >= 0 else None
+        if states.worker and states.worker[i] >= 0:
+            w.worker = states.workers[states.worker[i]]
     for i, failure, resumed_from in states.notes:
         windows[i].last_failure, windows[i].resumed_from = failure, resumed_from
     return windows

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
 from bot.backfill.activities import BackfillActivities
+from bot.backfill.autopilot import read_window_heartbeats
 from bot.backfill.workflows import BackfillJob, BackfillWindow
 from bot.purge.activities import PurgeActivities
 from bot.purge.workflow import Purge
@@ -34,14 +35,15 @@ def workflows() -> list[type]:
 
 def activities(deps: ActivityDeps) -> list[Any]:
     backfill = BackfillActivities(deps)
-    return [backfill.reindex_window, backfill.release_locks, *PurgeActivities(deps).all()]
+    return [backfill.reindex_window, backfill.release_locks, read_window_heartbeats, *PurgeActivities(deps).all()]
 
 
 def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_activities: int = 16,
                  extra_workflows: Sequence[type] = (), extra_activities: Sequence[Any] = (),
                  heartbeat_throttle: timedelta = timedelta(seconds=HEARTBEAT_EVERY_S),
-                 interceptors: Sequence[Interceptor] = ()) -> Worker:
+                 interceptors: Sequence[Interceptor] = (), drain: timedelta = timedelta(0)) -> Worker:
     """A worker running every Shepherd workflow and activity (plus `extra_*`, for tests) on `task_queue`."""
+    deps.worker_identity = deps.worker_identity or client.identity
     return Worker(
         client,
         task_queue=task_queue,
@@ -53,4 +55,6 @@ def build_worker(client: Client, task_queue: str, deps: ActivityDeps, *, max_act
         # it bounds how fresh the progress the monitor reads can be.
         max_heartbeat_throttle_interval=heartbeat_throttle,
         interceptors=interceptors,
+        # On shutdown: stop polling, let activities hand back (bot/temporal/drain.py), then cancel the rest.
+        graceful_shutdown_timeout=drain,
     )

@@ -95,3 +95,27 @@ async def test_throttle_pause_resume_refused_for_non_operator(slack: SlackEnv) -
     await slack.deps.jobs.cancel(job)
     await asyncio.wait_for(slack.deps.jobs.wait(job), 30)
 
+
+
+async def test_parallel_auto_then_throttle_by_hand_then_auto_again(slack: SlackEnv) -> None:
+    status = await slack.post("U_ALICE", "/backfill marriott --from 2026-01-03 --to 2026-01-06 --parallel auto "
+                                         f"--at {LATER}")
+    job = job_id_in(status.text)
+    assert "parallel auto" in status.text, status.text
+    await slack.emu.wait_for(lambda: slack.emu.thread("C_OPS", status.ts))
+    assert (await slack.deps.jobs.progress(job)).autopilot
+    seen = len(slack.replies("U_ALICE"))
+    await slack.say("U_ALICE", f"/backfill throttle {job} 2")
+    said = await slack.reply_to("U_ALICE", seen)
+    assert "throttled to 2" in said and f"autopilot off until `/backfill throttle {job} auto`" in said, said
+    held = await slack.deps.jobs.progress(job)
+    assert not held.autopilot and held.parallel == 2
+    seen = len(slack.replies("U_ALICE"))
+    await slack.say("U_ALICE", f"/backfill throttle {job} auto")
+    assert "autopilot on" in await slack.reply_to("U_ALICE", seen)
+    back = await slack.deps.jobs.progress(job)
+    assert back.autopilot and back.parallel == 2  # it goes on from the N it was given
+    thread = [m.text for m in slack.emu.thread("C_OPS", status.ts)]
+    assert any("autopilot off until" in t for t in thread) and any("autopilot on" in t for t in thread)
+    await slack.deps.jobs.cancel(job)
+    await asyncio.wait_for(slack.deps.jobs.wait(job), 30)

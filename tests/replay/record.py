@@ -287,6 +287,26 @@ class Recorder:
                         "BackfillWindow cancelled mid-activity (waits for the activity to stop)",
                         events=["ActivityTaskCancelRequested", "WorkflowExecutionCanceled"])
 
+    async def autopilot(self) -> None:
+        """`--parallel auto`: heartbeat reads on a timer, a throttle that turns it off, `throttle JOB auto`
+        (an update) that turns it back on, done."""
+        await self.ensure_worker()
+        jobs = self.jobs(autopilot={"interval_s": 0.5, "hold_s": 600, "settle_s": 0})
+        job = new_job_id("backfill")
+        await jobs.start_backfill(self.backfill_plan("hilton", "chat-prod", 0, 24, 4), job, "U_ALICE", autopilot=True)
+        await self.until("two windows running", lambda: self._running(jobs, job, 2))
+        await asyncio.sleep(1.5)  # a few reads of the windows' heartbeats
+        await jobs.throttle(job, 1)
+        await asyncio.sleep(1.0)
+        await jobs.autopilot(job)
+        done = await self.until("the job done", lambda: self._ended(jobs, job))
+        assert done.state == "done" and [c.by for c in done.parallel_changes] == ["hand", "hand"], done
+        await self.save("backfill_job_autopilot", job_workflow_id("backfill", job), None,
+                        "BackfillJob with --parallel auto: heartbeat reads on a timer, throttled by hand (autopilot "
+                        "off), turned back on by update, done",
+                        events=["MarkerRecorded", "TimerFired", "ActivityTaskCompleted",
+                                "WorkflowExecutionUpdateAccepted", "WorkflowExecutionCompleted"], signals=["throttle"])
+
     async def continue_as_new(self) -> None:
         """A job whose history passes `continue_after_events` (20 here, 10,000 by default): it lets its
         running windows end and continues as new carrying what is done; the last run finishes the rest."""
@@ -363,6 +383,37 @@ class Recorder:
                         events=["ActivityTaskCancelRequested", "WorkflowExecutionCanceled"], signals=["pause"])
         self.stop_worker()
 
+    async def cluster_queues(self) -> None:
+        """us-west-2 and us-east-2 on their own task queue ("record-west"), one worker polling it and the
+        control queue: a backfill whose windows run there, a purge whose chunks do."""
+        saved = self.raw
+        self.raw = {**saved, "clusters": [{**c, "task_queue": "record-west"} if c["name"] in ("us-west-2", "us-east-2")
+                                          else c for c in saved["clusters"]]}
+        (self.data / "shepherd.yml").write_text(yaml.safe_dump(self.raw))
+        try:
+            self.start_worker()
+            await self.ensure_worker()
+            jobs = self.jobs()
+            job = new_job_id("backfill")
+            await jobs.start_backfill(self.backfill_plan("care-oregon", "us-west-2", 0, 6, 3), job, "U_ALICE",
+                                      parallel=2)
+            done = await self.until("the backfill done", lambda: self._ended(jobs, job))
+            assert done.state == "done" and all(w.worker for w in done.windows), done
+            purge = new_job_id("purge")
+            await jobs.start_purge(self.purge_plan(9, 2), purge, "U_ALICE")
+            purged = await self.until("the purge done", lambda: self._purge_ended(jobs, purge))
+            assert purged.state == "done", purged
+            await self.save("backfill_job_cluster_queue", job_workflow_id("backfill", job), None,
+                            "BackfillJob on the control queue whose windows ran on their cluster's task queue",
+                            events=["ChildWorkflowExecutionCompleted", "WorkflowExecutionCompleted"])
+            await self.save("purge_cluster_queue", job_workflow_id("purge", purge), None,
+                            "Purge on the control queue whose chunks ran on their cluster's task queue",
+                            events=["WorkflowExecutionCompleted"])
+        finally:
+            self.raw = saved
+            (self.data / "shepherd.yml").write_text(yaml.safe_dump(saved))
+            self.stop_worker()
+
     # ---- reads -------------------------------------------------------------------------
 
     async def _ended(self, jobs: JobService, job: str) -> Any:
@@ -378,7 +429,7 @@ class Recorder:
 
 
 PATHS = ("crash_resume_and_failed_window", "control", "cancel", "purge_done_and_drift", "purge_pause_cancel",
-         "purge_key_ranges", "continue_as_new")
+         "purge_key_ranges", "continue_as_new", "cluster_queues", "autopilot")
 
 
 async def record(out: Path, paths: list[str]) -> None:

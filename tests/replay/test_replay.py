@@ -118,3 +118,20 @@ async def test_replay_fails_when_a_workflow_changes_its_command_order(altered: t
 async def test_the_same_change_behind_workflow_patched_replays() -> None:
     for recorded in ("backfill_window_done", "backfill_window_resumed_attempt", "backfill_window_cancelled"):
         await Replayer(workflows=[WindowWithAPatchedTimerFirst]).replay_workflow(history(recorded))
+
+
+def test_the_cluster_queue_histories_ran_windows_and_chunks_on_the_clusters_queue() -> None:
+    """The job on the control queue ("record"); its windows' children and its chunks' activities on the
+    cluster's ("record-west"); releasing the locks on the control queue."""
+    job = history("backfill_job_cluster_queue").events
+    children = {e.start_child_workflow_execution_initiated_event_attributes.task_queue.name for e in job
+                if e.HasField("start_child_workflow_execution_initiated_event_attributes")}
+    assert children == {"record-west"}
+    purge = history("purge_cluster_queue").events
+    scheduled = {(e.activity_task_scheduled_event_attributes.activity_type.name,
+                  e.activity_task_scheduled_event_attributes.task_queue.name) for e in purge
+                 if e.HasField("activity_task_scheduled_event_attributes")}
+    assert scheduled == {("purge_chunk", "record-west"), ("release_locks", "record")}
+    started = {e.workflow_execution_started_event_attributes.task_queue.name for e in (*job, *purge)
+               if e.HasField("workflow_execution_started_event_attributes")}
+    assert started == {"record"}

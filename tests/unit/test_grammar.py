@@ -40,6 +40,16 @@ def test_job_commands() -> None:
     assert parse("/backfill", "cancel b-7f3a2c") == v.JobAction(action="cancel", job="b-7f3a2c")
     assert parse("/backfill", "retry b-7f3a2c --failed-only") == v.Retry(job="b-7f3a2c", failed_only=True)
     assert parse("/backfill", "throttle b-7f3a2c 4") == v.Throttle(job="b-7f3a2c", parallel=4)
+    assert parse("/backfill", "throttle b-7f3a2c AUTO") == v.Throttle(job="b-7f3a2c", auto=True)
+
+
+def test_parallel_auto_and_its_absence() -> None:
+    auto = parse("/backfill", "hilton,united-east --parallel auto")
+    assert isinstance(auto, v.BackfillRun) and auto.args.autopilot is True and auto.args.parallel is None
+    fixed = parse("/backfill", "plan hilton --parallel=3")
+    assert isinstance(fixed, v.BackfillPlan) and fixed.args.autopilot is False and fixed.args.parallel == 3
+    unsaid = parse("/backfill", "hilton")
+    assert isinstance(unsaid, v.BackfillRun) and unsaid.args.autopilot is None  # the configuration decides
 
 
 def test_purge_verify_linear_shepherd() -> None:
@@ -64,6 +74,9 @@ BAD = [
     ("/backfill", "hilton --from 2026-02-10 --to 2026-02-01", "after"),
     ("/backfill", "hilton --parallel 0", "at least 1"),
     ("/backfill", "hilton --parallel x", "whole number"),
+    ("/backfill", "hilton --parallel autox", "--parallel 'autox' must be a whole number of windows or auto"),
+    ("/backfill", "plan hilton --parallel 0", "--parallel 0 must be at least 1"),
+    ("/backfill", "throttle b-7f3a2c autox", "N 'autox' must be a whole number of windows or auto"),
     ("/backfill", "hilton --at 'someday 25:00'", "--at"),
     ("/backfill", "hilton --at 'sat 25:00'", "not a time of day"),
     ("/backfill", "hilton --frobnicate", "unknown option --frobnicate"),

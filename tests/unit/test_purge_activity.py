@@ -106,10 +106,14 @@ def chunk_input(rows: int = 100, table: str = "scores", strategy: str = "mutatio
                       max_unfinished_mutations=2, drift_tolerance=0.01)
 
 
-def run(ch: FakeClickHouse, inp: ChunkInput, env: ActivityEnvironment | None = None) -> Any:
+def run(ch: FakeClickHouse, inp: ChunkInput, env: ActivityEnvironment | None = None,
+        unfinished_seen: list[tuple[str, str, int]] | None = None) -> Any:
     env = env or ActivityEnvironment()
     lookup = ClusterLookup(CONFIG.clusters, FakeResolver(ch), CONFIG.lookup, sleep=lambda s: None)
-    acts = PurgeActivities(ActivityDeps(CONFIG, None, None, lookup))
+    deps = ActivityDeps(CONFIG, None, None, lookup)
+    if unfinished_seen is not None:
+        deps.on_unfinished_mutations = lambda *seen: unfinished_seen.append(seen)
+    acts = PurgeActivities(deps)
     return env.run(acts.purge_chunk, inp)
 
 
@@ -194,10 +198,12 @@ def test_another_chunks_mutation_is_not_mistaken_for_ours() -> None:
 def test_waits_while_the_table_has_too_many_unfinished_mutations(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bot.purge.activities.QUEUE_POLL_S", 0.01)
     ch, env = FakeClickHouse(live=100, unfinished=[3, 3, 2]), ActivityEnvironment()
-    seen = beats(env)
-    run(ch, chunk_input(), env)
+    seen, unfinished = beats(env), list[tuple[str, str, int]]()
+    run(ch, chunk_input(), env, unfinished)
     waits = [b["waiting_for_queue"] for b in seen if "waiting_for_queue" in b]
     assert waits == [3] and len(ch.deletes()) == 1  # the guard read the first 3, the wait the second
+    # the worker's shepherd_mutations_unfinished gauge follows every reading
+    assert unfinished == [("us-east-2", "scores", 3), ("us-east-2", "scores", 3), ("us-east-2", "scores", 2)]
 
 
 def test_cancel_requested_kills_our_own_mutation() -> None:
