@@ -16,6 +16,21 @@ DEEP_CAP = 20
 
 
 @dataclass(frozen=True)
+class DaySize:
+    """A differing day's rows: what Postgres holds (scorecards, scores) and what ClickHouse holds."""
+
+    customer: str
+    day: date
+    scorecards: int
+    scores: int
+    clickhouse: int = 0
+
+    @property
+    def postgres(self) -> int:
+        return self.scorecards + self.scores
+
+
+@dataclass(frozen=True)
 class DeepReport:
     counts: VerifyReport  # the count verification of the same scope
     rows: tuple[RowDiff, ...]  # every differing row, by customer, day, id
@@ -25,6 +40,7 @@ class DeepReport:
     rows_fetched: int = 0  # rows read (both sides) to name the differences
     timings: dict[str, float] = field(default_factory=dict)
     unnamed_segments: int = 0  # differing segments not fetched (over the fetch budget): their rows are not listed
+    day_sizes: tuple[DaySize, ...] = ()  # each differing day's rows on both sides (what a repair copies)
 
     @property
     def ok(self) -> bool:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from commands.deep_report import DeepReport, kinds_phrase
+from commands.deep_report import DaySize, DeepReport, kinds_phrase
 from commands.deep_rows import KINDS, diff_json
 from commands.models import CustomerRef, Throughput, WindowPolicy
 from commands.render import table
@@ -31,21 +31,6 @@ from commands.windows import plan_customer
 
 Pair = tuple[str, date]
 APPEAL_TABLES = ("appeal scorecards", "appeal scores")
-
-
-@dataclass(frozen=True)
-class DaySize:
-    """A differing day's rows: what Postgres holds (scorecards, scores) and what ClickHouse holds."""
-
-    customer: str
-    day: date
-    scorecards: int
-    scores: int
-    clickhouse: int = 0
-
-    @property
-    def postgres(self) -> int:
-        return self.scorecards + self.scores
 
 
 @dataclass(frozen=True)
@@ -158,12 +143,12 @@ def _appeal_only(report: DeepReport) -> set[Pair]:
     return {p for p, k in kinds.items() if k == {"appeal"} and counted[p] <= set(APPEAL_TABLES)}
 
 
-def plan_repair(report: DeepReport, sizes: Sequence[DaySize], clusters: Mapping[str, str], policy: WindowPolicy,
+def plan_repair(report: DeepReport, clusters: Mapping[str, str], policy: WindowPolicy,
                 throughput: Throughput) -> RepairPlan:
-    """The repair of `report`'s differences. `sizes` holds each differing day's rows (a day missing from it
-    holds none in Postgres); `clusters` each customer's cluster."""
+    """The repair of `report`'s differences (`report.day_sizes`: each differing day's rows; a day missing
+    there holds none in Postgres); `clusters`: each customer's cluster."""
     pairs = differing_pairs(report)
-    size = {(s.customer, s.day): s for s in sizes}
+    size = {(s.customer, s.day): s for s in report.day_sizes}
     purge_pairs = _appeal_only(report)
     per_pair: dict[Pair, Counter[str]] = defaultdict(Counter)
     for r in report.rows:

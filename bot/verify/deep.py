@@ -31,7 +31,7 @@ from commands.deep_bisect import (
     next_round,
     within_budget,
 )
-from commands.deep_report import DeepReport, deep_json
+from commands.deep_report import DaySize, DeepReport, deep_json
 from commands.deep_rows import CardRow, RowDiff, ScoreRow, classify
 from commands.models import DateRange
 from commands.verify_report import DayCount, compare
@@ -77,8 +77,9 @@ class DeepVerifier:
             if self.service.on_verified is not None:
                 self.service.on_verified(time.perf_counter() - began)
         timings = {**found.timings, "total": time.perf_counter() - began}
-        return DeepReport(counts, found.rows, found.days.days, tuple((s.customer, s.day) for s in found.days.differing),
-                          found.checked, found.fetched, timings, found.unnamed)
+        differing = tuple((s.customer, s.day) for s in found.days.differing)
+        return DeepReport(counts, found.rows, found.days.days, differing, found.checked, found.fetched, timings,
+                          found.unnamed, _sizes(differing, found.rows, found.pg_days, found.ch_days))
 
     def _deep(self, names: tuple[str, ...], clusters: dict[str, str], rng: DateRange,
               kinds: tuple[int, ...] | None) -> _Found:
@@ -148,7 +149,7 @@ class DeepVerifier:
         timings["rows"] = time.perf_counter() - t0
         fetched = len(pg_rows[0]) + len(pg_rows[1]) + len(ch_cards) + len(ch_scores)
         return _Found(rows, days, checked, fetched, timings, len(unnamed) + left_out, pg_days, ch_counts,
-                      appeal_counts, side_s)
+                      appeal_counts, side_s, ch_days)
 
     def _both(self, postgres: Callable[[], T], clusters: Mapping[str, Callable[[], U]]) -> tuple[T, dict[str, U]]:
         """Postgres and every cluster at the same time."""
@@ -170,6 +171,15 @@ class _Found:
     ch_counts: list[DayCount]  # each cluster's count query (non-appeal), when asked for
     appeal_counts: list[DayCount]
     side_s: dict[str, float]  # seconds of the day pass: Postgres, the slowest cluster
+    ch_days: dict[tuple[str, date], Checksum]
+
+
+def _sizes(differing: Sequence[tuple[str, date]], rows: Sequence[RowDiff], pg_days: Mapping[tuple[str, date], Checksum],
+           ch_days: Mapping[tuple[str, date], Checksum]) -> tuple[DaySize, ...]:
+    """The rows of every day that differs (by checksum or by a named row), on both sides."""
+    pairs = sorted(set(differing) | {(r.customer, r.day) for r in rows})
+    return tuple(DaySize(c, d, pg_days.get((c, d), EMPTY).cards, pg_days.get((c, d), EMPTY).scores,
+                         ch_days.get((c, d), EMPTY).rows) for c, d in pairs)
 
 
 def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:

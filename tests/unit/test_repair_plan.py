@@ -12,10 +12,10 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands.deep_report import DeepReport
+from commands.deep_report import DaySize, DeepReport
 from commands.deep_rows import CardRow, ScoreRow, classify
 from commands.models import Throughput, WindowPolicy, WindowRule
-from commands.repair import DaySize, findings_hash, plan_json, plan_repair, plan_text, runs
+from commands.repair import findings_hash, plan_json, plan_repair, plan_text, runs
 from commands.verify_report import DayCount, compare
 
 START = date(2026, 1, 1)
@@ -42,8 +42,8 @@ def _appeal(row: Row, appeal_cards: set[int]) -> bool:
     return row.scorecard_type in APPEAL if isinstance(row, CardRow) else row.scorecard_id in appeal_cards
 
 
-def _verify(pg: Sequence[Row], ch: Sequence[Row]) -> tuple[DeepReport, list[DaySize]]:
-    """What a deep verification that names every row reports on these stores, and the days' sizes."""
+def _verify(pg: Sequence[Row], ch: Sequence[Row]) -> DeepReport:
+    """What a deep verification that names every row reports on these stores, with the days' sizes."""
     pg_cards = [r for r in pg if isinstance(r, CardRow)]
     ch_cards = [r for r in ch if isinstance(r, CardRow)]
     rows = classify(pg_cards, ch_cards, [r for r in pg if isinstance(r, ScoreRow)],
@@ -65,7 +65,7 @@ def _verify(pg: Sequence[Row], ch: Sequence[Row]) -> tuple[DeepReport, list[DayS
     sizes = [DaySize(c, d, sum(isinstance(r, CardRow) for r in pg if (r.customer, r.day) == (c, d)),
                      sum(isinstance(r, ScoreRow) for r in pg if (r.customer, r.day) == (c, d)), ch_by[(c, d)])
              for c, d in differing]
-    return DeepReport(report, rows, DAYS * len(CLUSTERS), differing), sizes
+    return DeepReport(report, rows, DAYS * len(CLUSTERS), differing, day_sizes=tuple(sizes))
 
 
 def _apply(plan_doc: dict[str, object], pg: Sequence[Row], ch: list[Row]) -> list[Row]:
@@ -78,9 +78,9 @@ def _apply(plan_doc: dict[str, object], pg: Sequence[Row], ch: list[Row]) -> lis
         gone = {(b["customer"], d) for d in days}
         out = [r for r in out if (r.customer, r.day) not in gone] + [r for r in pg if (r.customer, r.day) in gone]
     for p in plan_doc["purges"]:  # type: ignore[attr-defined]
-        days = {(p["customer"], d) for d in _span(p["from"], p["to"])}
+        purged = {(p["customer"], d) for d in _span(p["from"], p["to"])}
         appeal_ids = {r.scorecard_id for r in out if isinstance(r, CardRow) and r.scorecard_type in APPEAL}
-        out = [r for r in out if not ((r.customer, r.day) in days and _appeal(r, appeal_ids))]
+        out = [r for r in out if not ((r.customer, r.day) in purged and _appeal(r, appeal_ids))]
     return out
 
 
@@ -116,8 +116,8 @@ def test_the_plan_repairs_exactly_the_differing_days_and_no_more(edits: list[tup
             new = 500 + i + 10 * len(ch)
             ch.append(CardRow(customer, day, sid + new, 1, 2 if what == "appeal" else 5, 1))
             ch.append(ScoreRow(customer, day, sid + new, 0, 0))
-    report, sizes = _verify(pg, ch)
-    plan = plan_repair(report, sizes, CLUSTERS, POLICY, Throughput())
+    report = _verify(pg, ch)
+    plan = plan_repair(report, CLUSTERS, POLICY, Throughput())
     doc = plan_json(plan)
     repaired = _apply(doc, pg, ch)
 
@@ -143,8 +143,8 @@ def test_an_appeal_only_day_is_purged_and_a_changed_day_copied_again_with_number
     ch = [r for r in pg if not (r.customer == "hilton" and r.day == day6 and r.scorecard_id == 1_006_000)]
     ch += [CardRow("hilton", day7, 1_007_999, 1, 1, 1), ScoreRow("hilton", day7, 1_007_999, 0, 0)]
     ch += [CardRow("acme", day5, 5999, 1, 5, 1)]
-    report, sizes = _verify(pg, ch)
-    plan = plan_repair(report, sizes, CLUSTERS, POLICY, Throughput())
+    report = _verify(pg, ch)
+    plan = plan_repair(report, CLUSTERS, POLICY, Throughput())
     assert [(b.customer, b.start, b.end, b.rows, b.kinds) for b in plan.backfills] == [
         ("acme", day5, day5, 9, (("extra", 1),)),
         ("hilton", day6, day6, 9, (("missing", 3),)),
@@ -159,10 +159,10 @@ def test_an_appeal_only_day_is_purged_and_a_changed_day_copied_again_with_number
 def test_when_rows_go_unnamed_every_differing_day_is_copied_again() -> None:
     pg = _store(per_day=2)
     day = START + timedelta(days=3)
-    report, sizes = _verify(pg, [*pg, CardRow("hilton", day, 77, 1, 1, 1)])
-    assert plan_repair(report, sizes, CLUSTERS, POLICY, Throughput()).purges
+    report = _verify(pg, [*pg, CardRow("hilton", day, 77, 1, 1, 1)])
+    assert plan_repair(report, CLUSTERS, POLICY, Throughput()).purges
     unnamed = replace(report, unnamed_segments=2)
-    plan = plan_repair(unnamed, sizes, CLUSTERS, POLICY, Throughput())
+    plan = plan_repair(unnamed, CLUSTERS, POLICY, Throughput())
     assert not plan.purges and [(b.customer, b.start) for b in plan.backfills] == [("hilton", day)]
 
 
@@ -170,17 +170,17 @@ def test_the_hash_binds_a_plan_to_the_differences_it_was_made_for() -> None:
     pg = _store(per_day=2)
     day = START + timedelta(days=3)
     ch = [*pg, CardRow("hilton", day, 77, 1, 1, 1)]
-    report, sizes = _verify(pg, ch)
-    plan = plan_repair(report, sizes, CLUSTERS, POLICY, Throughput())
-    again, _ = _verify(pg, list(ch))
+    report = _verify(pg, ch)
+    plan = plan_repair(report, CLUSTERS, POLICY, Throughput())
+    again = _verify(pg, list(ch))
     assert findings_hash(again, plan.pairs) == plan.report_hash
-    moved, _ = _verify(pg, [*ch, CardRow("hilton", day, 78, 1, 1, 1)])  # data changed since
+    moved = _verify(pg, [*ch, CardRow("hilton", day, 78, 1, 1, 1)])  # data changed since
     assert findings_hash(moved, plan.pairs) != plan.report_hash
-    elsewhere, _ = _verify(pg, [*ch, CardRow("acme", day, 78, 1, 1, 1)])  # a new difference on another pair
+    elsewhere = _verify(pg, [*ch, CardRow("acme", day, 78, 1, 1, 1)])  # a new difference on another pair
     assert findings_hash(elsewhere, plan.pairs) == plan.report_hash
-    clean, sizes = _verify(pg, pg)
-    assert plan_repair(clean, sizes, CLUSTERS, POLICY, Throughput()).empty
-    assert plan_text(plan_repair(clean, sizes, CLUSTERS, POLICY, Throughput())).startswith("Nothing to repair")
+    clean = _verify(pg, pg)
+    assert plan_repair(clean, CLUSTERS, POLICY, Throughput()).empty
+    assert plan_text(plan_repair(clean, CLUSTERS, POLICY, Throughput())).startswith("Nothing to repair")
 
 
 def test_days_merge_into_runs() -> None:
