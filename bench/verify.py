@@ -11,7 +11,10 @@ Last line: one JSON object. Target: under 5 s in all.
 `--deep` (a fresh, smaller dataset each run: it is changed on purpose): the count verification against
 `--deep` on the same clean data (`deep_vs_count`, target <= 3), then with differing rows of every kind
 injected over 20 days (missing, extra, changed in Postgres, appeal, duplicated): `found_exact` (every
-injected row named, nothing else) and `deep_with_diffs_vs_clean` (target <= 1.5).
+injected row named, nothing else) and `deep_with_diffs_vs_clean` (target <= 1.5). Then the repair plan of
+those differences (`repair_rows_ratio`: rows it copies or deletes over the rows of the differing days,
+target <= 1.0), carried out with the backfill's reindex pipeline and the purge engine's chunk filter (no
+Temporal), and the differing days verified again (`repair_left`: differences left, must be 0).
 """
 
 from __future__ import annotations
@@ -30,13 +33,17 @@ from typing import Any
 from bot.adapters.clusters import ClusterLookup, DefaultResolver
 from bot.adapters.postgres import make_pool, utc_midnight
 from bot.adapters.sql import ch_table
+from bot.backfill.reindex import Reindexer
 from bot.config import parse_config
 from bot.embedded.demo import DemoSpec, demo_config, load_demo
 from bot.embedded.stack import EmbeddedStack
+from bot.purge.target import chunk_target
 from bot.registry import CustomerRegistry
+from bot.temporal.models import ChunkSpec
 from bot.verify.deep import DeepVerifier
 from bot.verify.service import VerifyService
 from commands.deep_report import deep_text
+from commands.repair import RepairPlan, plan_repair, plan_text
 from commands.verify_report import report_text
 
 
@@ -119,6 +126,13 @@ def deep_bench(args: argparse.Namespace) -> None:
             for _ in range(args.repeat):
                 found = deep.verify(None, None, spec.start, spec.end)
                 diffs_s.append(found.timings["total"])
+            plan = plan_repair(found, {r.name: r.cluster for r in registry.all()}, config.windows, config.throughput)
+            t0 = time.perf_counter()
+            carry_out(config, pool, lookup, plan)
+            repair_s = time.perf_counter() - t0
+            days = [d for _, d in plan.pairs]
+            after = deep.verify(tuple(sorted({c for c, _ in plan.pairs})), None, min(days), max(days))
+            left = len(after.rows) + len(set(after.days_differing) & set(plan.pairs))
             pool.close()
     finally:
         shutil.rmtree(data, ignore_errors=True)
@@ -127,6 +141,7 @@ def deep_bench(args: argparse.Namespace) -> None:
     count, clean_med, diffs = (statistics.median(v) for v in (count_s, clean_s, diffs_s))
     for label, t in (("clean", clean.timings), ("with differences", found.timings)):
         print(f"deep, {label}: " + ", ".join(f"{k} {v:.2f} s" for k, v in t.items()))
+    print(plan_text(plan))
     print(f"count verification {count:.2f} s, deep on clean data {clean_med:.2f} s, deep with "
           f"{len(expected)} differing rows {diffs:.2f} s (medians of {args.repeat})")
     print(json.dumps({
@@ -138,8 +153,31 @@ def deep_bench(args: argparse.Namespace) -> None:
         "deep_with_diffs_vs_clean": round(diffs / clean_med, 2),
         "deep_diffs_phases_s": {k: round(v, 3) for k, v in found.timings.items()}, "target_deep_vs_count": 3.0,
         "target_deep_with_diffs_vs_clean": 1.5, "setup_s": round(setup_s, 1), "repeat": args.repeat,
+        "repair_rows": plan.rows_copied + plan.rows_deleted, "repair_rows_in_days": plan.rows_in_days,
+        "repair_rows_ratio": round(plan.rows_ratio, 4), "target_repair_rows_ratio": 1.0,
+        "repair_backfill_runs": len(plan.backfills), "repair_purges": len(plan.purges),
+        "repair_share_of_all_rows": round(
+            (plan.rows_copied + plan.rows_deleted) / (stats.scorecards + stats.scores), 5),
+        "repair_s": round(repair_s, 2), "repair_left": left,
         "today": date.today().isoformat(),
     }))
+
+
+def carry_out(config: Any, pool: Any, lookup: ClusterLookup, plan: RepairPlan) -> None:
+    """The repair's jobs without Temporal: each window through the backfill's reindex pipeline, each purge
+    through the purge engine's chunk filter (scores before their scorecards)."""
+    for b in plan.backfills:
+        reindex = Reindexer(config, pool, lookup.connect(b.cluster).client)
+        for start, end in b.windows:
+            reindex.run(b.customer, start, end)
+    for p in plan.purges:
+        ch = lookup.connect(p.cluster).client
+        for table in ("scores", "scorecards"):
+            spec = ChunkSpec(0, p.customer, table, p.start.isoformat(), p.end.isoformat(), 0)
+            target = chunk_target(ch, config.target, spec, list(plan.types), f"bench-repair-{table}")
+            target.issue("mutation")
+            while target.live():
+                time.sleep(0.1)
 
 
 def main() -> None:
