@@ -93,6 +93,13 @@ class RepairPlan:
         return (self.rows_copied + self.rows_deleted) / self.rows_in_days if self.rows_in_days else 0.0
 
 
+def repair_commands(plan: RepairPlan) -> tuple[str, ...]:
+    """The plan as the commands that carry it out, each with its own locks and (a purge) its approval."""
+    types = ",".join(map(str, plan.types))
+    return tuple([f"/backfill {b.customer} --from {b.start} --to {b.end}" for b in plan.backfills]
+                 + [f"/purge {p.customer} --types {types} --from {p.start} --to {p.end}" for p in plan.purges])
+
+
 def findings_hash(report: DeepReport, pairs: Iterable[Pair] | None = None) -> str:
     """A hash of what the report found (count mismatches, differing days, every differing row), on `pairs`
     only when given: equal for two verifications that found the same differences there."""
@@ -211,6 +218,8 @@ def plan_text(plan: RepairPlan) -> str:
                 for p in plan.purges]
         lines += ["", f"Purge (appeal types {','.join(map(str, plan.types))}; needs its approval):",
                   table(["customer", "cluster", "from", "to", "scorecards", "scores"], rows, right={4, 5})]
+    lines += ["", "Carried out by (each with its own locks; the purge with its approval):",
+              *(f"  {c}" for c in repair_commands(plan))]
     return "\n".join(lines)
 
 
@@ -228,4 +237,5 @@ def plan_json(plan: RepairPlan) -> dict[str, Any]:
         "rows_deleted": plan.rows_deleted,
         "rows_in_days": plan.rows_in_days,
         "rows_ratio": round(plan.rows_ratio, 4),
+        "commands": list(repair_commands(plan)),
     }

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from commands.deep_report import DaySize, DeepReport
 from commands.deep_rows import CardRow, ScoreRow, classify
+from commands.grammar import parse
 from commands.models import Throughput, WindowPolicy, WindowRule
 from commands.repair import findings_hash, plan_json, plan_repair, plan_text, runs
 from commands.verify_report import DayCount, compare
@@ -154,6 +155,11 @@ def test_an_appeal_only_day_is_purged_and_a_changed_day_copied_again_with_number
     text = plan_text(plan)
     assert "copy 18 rows again, delete 2 appeal rows" in text and "needs its approval" in text
     assert "No other day is touched" in text
+    commands = [parse(c.split()[0], c.split(" ", 1)[1]) for c in plan_json(plan)["commands"]]
+    assert [(type(c).__name__, c.args.customers, c.args.start, c.args.end) for c in commands] == [
+        ("BackfillRun", ("acme",), day5, day5), ("BackfillRun", ("hilton",), day6, day6),
+        ("PurgeRun", ("hilton",), day7, day7)]
+    assert commands[2].args.types == APPEAL and all(c in text for c in plan_json(plan)["commands"])
 
 
 def test_when_rows_go_unnamed_every_differing_day_is_copied_again() -> None:
