@@ -14,10 +14,12 @@ from bot.slack.deps import SlackDeps, Who
 from bot.slack.messages import Message, context, fields, header, note, section, table_sections
 from bot.slack.out import SlackOut
 from bot.verify.deep import DeepVerifier, record_deep
+from bot.verify.repair import plan_for_job, stored_pairs
 from bot.verify.service import VerifyService
 from commands import render
 from commands import verbs as v
 from commands.deep_report import ROW_HEAD, DeepReport, deep_verdict, diff_rows, kinds_phrase
+from commands.repair import plan_text
 from commands.verify_report import (
     MISMATCH_HEAD,
     VerifyReport,
@@ -136,10 +138,36 @@ class VerifyFlow:
             ts = await self.out.post(thread[0], msg, thread_ts=thread[1])
         else:
             ts = await self.out.post(who.channel, msg)
+        if ts:  # where /verify repair posts the plan: under the report
+            await asyncio.to_thread(self.deps.records.set_message, job_id, "report",
+                                    thread[0] if thread else who.channel, thread[1] if thread else ts)
         if deep is not None and deep.rows:
             under = thread or (who.channel, ts)
             await self._chart(deep, job_id, under[0], under[1])
         return job_id
+
+    async def repair(self, cmd: v.VerifyRepair, who: Who) -> str | None:
+        """`/verify repair JOB`: the plan that repairs exactly what the deep verification JOB found, verified
+        again first and shown with its numbers under the report; nothing runs (operators only)."""
+        await self.deps.check_operator(who, "repair a verification's differences")
+        job = await asyncio.to_thread(self.deps.records.get, cmd.job)
+        pairs, _, _ = stored_pairs(job)  # a clear refusal before the wait
+        await who.reply(note(f":mag: Verifying the {len(pairs):,} customer-days {cmd.job} found different again "
+                             "before planning their repair."))
+        plan = await self.deps.heavy.blocking(plan_for_job, DeepVerifier(self.verify), job)
+        under = await asyncio.to_thread(self.deps.records.message, cmd.job, "report")
+        text = plan_text(plan)
+        blocks: list[Block] = [header(f"Repair plan for verification {cmd.job}")]
+        blocks += table_sections(text.split("\n"))
+        blocks.append(context(f"report {plan.report_hash}: verified again just now, the same differences · "
+                              f"requested by <@{who.user}> · nothing has run: each command above takes its own "
+                              "locks, and the purge its approval"))
+        msg = Message(f"Repair plan for verification {cmd.job}: " + text.split("\n")[0], blocks)
+        if under is not None:
+            await self.out.post(under[0], msg, thread_ts=under[1])
+        else:
+            await self.out.post(who.channel, msg)
+        return plan.report_hash
 
     async def _chart(self, deep: DeepReport, job_id: str, channel: str, thread_ts: str) -> None:
         """Differing rows per day, by kind, under the report (a nicety: the report stands without it)."""

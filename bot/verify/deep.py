@@ -34,6 +34,7 @@ from commands.deep_bisect import (
 from commands.deep_report import DaySize, DeepReport, deep_json
 from commands.deep_rows import CardRow, RowDiff, ScoreRow, classify
 from commands.models import DateRange
+from commands.repair import differing_pairs, findings_hash
 from commands.verify_report import DayCount, compare
 
 MAX_ROUNDS = 24  # splits of 16 ways or more: enough for any 64-bit id span
@@ -195,6 +196,7 @@ def record_deep(pool: Any, job_id: str, report: DeepReport) -> None:
     """Complete a recorded verification (`VerifyService.record`, which keeps the counts) with the deep part:
     its verdict decides the job's state, and the first rows are kept with it."""
     doc = deep_json(report, cap=STORED_MISMATCHES)
+    doc["deep"]["repair_hash"] = findings_hash(report, differing_pairs(report))  # what /verify repair checks
     with pool.connection() as conn:
         conn.execute("UPDATE shepherd.jobs SET state = %s, plan = %s, error = %s WHERE id = %s",
                      ("done" if report.ok else "mismatch", json.dumps(doc), None if report.ok else doc["verdict"][:500],

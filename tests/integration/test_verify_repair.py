@@ -66,6 +66,75 @@ def _carry_out(env: Any, doc: dict[str, Any]) -> None:
                 time.sleep(0.2)
 
 
+async def test_verify_repair_in_slack_posts_the_plan_under_the_report_or_refuses(broken: Any, tmp_path: Any) -> None:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.errors import NotAuthorized, UserInputError
+    from bot.jobs.approvals import Approvals
+    from bot.jobs.audit import AuditLog
+    from bot.jobs.records import JobRecords
+    from bot.planning import PlanningService
+    from bot.slack.deps import SlackDeps, Who
+    from bot.slack.out import SlackOut
+    from bot.slack.verify_flow import VerifyFlow
+    from bot.standins.slack.emulator import SlackEmulator
+    from bot.verify.service import VerifyService
+    from commands.grammar import parse
+
+    env = broken
+
+    async def respond(**kwargs: Any) -> None:
+        pass
+
+    with SlackEmulator(signing_secret="s", bot_token="xoxb-t") as emu:
+        for user in ("U_ALICE", "U_BOB"):
+            emu.add_user(user, user[2:].lower())
+        emu.add_channel("C_OPS", "ops", members=["U_ALICE", "U_BOB"])
+        client = AsyncWebClient(token="xoxb-t", base_url=emu.api_url)
+        registry = CustomerRegistry.from_config(env.config)
+        deps = SlackDeps(env.config, PlanningService(env.config, registry, env.pool, env.lookup), None,  # type: ignore[arg-type]
+                         JobRecords(env.pool), Approvals(env.pool, env.config.access), AuditLog(env.pool), client,
+                         chart_dir=tmp_path)
+        service = VerifyService(env.config, registry, env.pool, env.lookup)
+        flow = VerifyFlow(deps, SlackOut(client, deps.records), service)
+        alice, bob = Who("U_ALICE", "C_OPS", "ops", respond), Who("U_BOB", "C_OPS", "ops", respond)  # type: ignore[arg-type]
+        job = await flow.run(parse("/verify", "hilton,care-oregon --deep"), alice)  # type: ignore[arg-type]
+        counted = await flow.run(parse("/verify", "hilton"), alice)  # type: ignore[arg-type]
+        clean = await flow.run(parse("/verify", "oportun --deep"), alice)  # type: ignore[arg-type]
+        report_ts = next(m.ts for m in emu.messages("C_OPS") if m.text.startswith(f"Verification {job}:"))
+        thread_before = len(emu.thread("C_OPS", report_ts))
+
+        def repair(text: str, who: Any = alice) -> Any:
+            return flow.repair(parse("/verify", f"repair {text}"), who)  # type: ignore[arg-type]
+
+        with pytest.raises(NotAuthorized, match="only operators may repair a verification's differences"):
+            await repair(job, bob)
+        with pytest.raises(UserInputError, match="no job v-000000"):
+            await repair("v-000000")
+        with pytest.raises(UserInputError, match=f"{counted} compared counts only"):
+            await repair(counted)
+        with pytest.raises(UserInputError, match=f"{clean} found no difference: nothing to repair"):
+            await repair(clean)
+        ch = env.ch("chat-prod")  # data changed since the report: one more row on a differing day
+        ch.insert_csv("scorecards", ["customer_id", "day", "scorecard_id", "conversation_id", "scorecard_type",
+                                     "created_at"], f"hilton,{HILTON[0]},999999997,1,5,{HILTON[0]} 08:00:00\n".encode())
+        with pytest.raises(UserInputError, match=f"the data changed since {job}"):
+            await repair(job)
+        ch.command(f"ALTER TABLE `{ch.database}`.scorecards DELETE WHERE scorecard_id = 999999997"
+                   " SETTINGS mutations_sync = 2")
+        assert len(emu.thread("C_OPS", report_ts)) == thread_before  # nothing posted by any refusal
+
+        report_hash = await repair(job)
+        plan_msg = emu.thread("C_OPS", report_ts)[-1]
+        assert plan_msg.text.startswith(f"Repair plan for verification {job}: Repair of report {report_hash}")
+        blocks = str(plan_msg.blocks)
+        assert f"/backfill hilton --from {HILTON[0]} --to {HILTON[-1]}" in blocks
+        assert f"/backfill care-oregon --from {OREGON_DAY} --to {OREGON_DAY}" in blocks
+        assert f"/purge care-oregon --types 1,2,3 --from {APPEAL_DAY} --to {APPEAL_DAY}" in blocks
+        assert "nothing has run" in blocks
+        assert emu.contract_violations == []
+
+
 def test_the_repair_plan_fixes_exactly_the_differing_days(broken: Any) -> None:
     env = broken
     report = deep(env).verify()
