@@ -118,6 +118,7 @@ class Router:
             "linear.post": lambda: self.linear.post(value, who),
             "linear.edit": lambda: self.linear.edit(value, who, trigger_id),
             "home.plan_backfill": lambda: self.home.open_plan(who, trigger_id),
+            "verify.repair": lambda: self.verify.repair(v.VerifyRepair(job=value), who),
         }
         handler = handlers.get(action_id)
         if handler is None:

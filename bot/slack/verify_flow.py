@@ -11,7 +11,7 @@ from slack_sdk.models.blocks import Block
 from bot.errors import UserInputError
 from bot.jobs.ids import new_job_id
 from bot.slack.deps import SlackDeps, Who
-from bot.slack.messages import Message, context, fields, header, note, section, table_sections
+from bot.slack.messages import Message, actions, button, context, fields, header, note, section, table_sections
 from bot.slack.out import SlackOut
 from bot.verify.deep import DeepVerifier, record_deep
 from bot.verify.repair import plan_for_job, stored_pairs
@@ -66,6 +66,8 @@ def verify_message(report: VerifyReport, job_id: str, requester: str, deep: Deep
                                   "`shepherd verify ... --json` lists them all"))
     if deep is not None:
         blocks += deep_blocks(deep)
+    if deep is not None and not deep.ok:
+        blocks.append(actions(button("Repair...", "verify.repair", job_id)))
     said = verdict(report) if deep is None else deep_verdict(deep)
     icon = ":white_check_mark:" if ok == "MATCH" else ":x:"
     blocks.append(section(f"{icon} {said}"))
@@ -163,10 +165,13 @@ class VerifyFlow:
                               f"requested by <@{who.user}> · nothing has run: each command above takes its own "
                               "locks, and the purge its approval"))
         msg = Message(f"Repair plan for verification {cmd.job}: " + text.split("\n")[0], blocks)
-        if under is not None:
-            await self.out.post(under[0], msg, thread_ts=under[1])
-        else:
-            await self.out.post(who.channel, msg)
+        channel, thread_ts = under if under is not None else (who.channel, None)
+        purpose = f"repair {plan.report_hash}"  # one post per report, however many clicks
+        if not await asyncio.to_thread(self.deps.records.claim_message, cmd.job, purpose, channel):
+            raise UserInputError(f"the repair plan of {cmd.job} (report {plan.report_hash}) is already posted under "
+                                 "its report; nothing was posted again")
+        ts = await self.out.post(channel, msg, thread_ts=thread_ts)
+        await asyncio.to_thread(self.deps.records.set_message, cmd.job, purpose, channel, ts or "")
         return plan.report_hash
 
     async def _chart(self, deep: DeepReport, job_id: str, channel: str, thread_ts: str) -> None:

@@ -4,6 +4,7 @@ and the purge engine's own chunk filter, it leaves 0 differences and every other
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import date, timedelta
@@ -83,8 +84,10 @@ async def test_verify_repair_in_slack_posts_the_plan_under_the_report_or_refuses
 
     env = broken
 
+    replies: list[str] = []
+
     async def respond(**kwargs: Any) -> None:
-        pass
+        replies.append(str(kwargs.get("text", "")))
 
     with SlackEmulator(signing_secret="s", bot_token="xoxb-t") as emu:
         for user in ("U_ALICE", "U_BOB"):
@@ -124,9 +127,20 @@ async def test_verify_repair_in_slack_posts_the_plan_under_the_report_or_refuses
                    " SETTINGS mutations_sync = 2")
         assert len(emu.thread("C_OPS", report_ts)) == thread_before  # nothing posted by any refusal
 
-        report_hash = await repair(job)
-        plan_msg = emu.thread("C_OPS", report_ts)[-1]
-        assert plan_msg.text.startswith(f"Repair plan for verification {job}: Repair of report {report_hash}")
+        report = next(m for m in emu.messages("C_OPS") if m.ts == report_ts)
+        assert "'action_id': 'verify.repair'" in str(report.blocks) and f"'value': '{job}'" in str(report.blocks)
+        assert not any("verify.repair" in str(m.blocks) for m in emu.messages("C_OPS")
+                       if m.text.startswith(f"Verification {clean}:"))  # no Repair button on a clean report
+
+        from bot.slack.router import Router
+        router = Router(deps)
+        replies.clear()
+        await asyncio.gather(router.button("verify.repair", job, alice), router.button("verify.repair", job, alice))
+        plans = [m for m in emu.thread("C_OPS", report_ts) if m.text.startswith("Repair plan")]
+        assert len(plans) == 1  # two clicks, one plan
+        assert any("already posted under its report; nothing was posted again" in r for r in replies), replies
+        plan_msg = plans[0]
+        assert plan_msg.text.startswith(f"Repair plan for verification {job}: Repair of report ")
         blocks = str(plan_msg.blocks)
         assert f"/backfill hilton --from {HILTON[0]} --to {HILTON[-1]}" in blocks
         assert f"/backfill care-oregon --from {OREGON_DAY} --to {OREGON_DAY}" in blocks
