@@ -35,7 +35,7 @@ Public API
   adds an ephemeral (or, with response_type in_channel, a channel message).
 - Socket Mode: `socket_disconnect(reason, grace_s)` ("refresh_requested" or "warning"), `socket_drop(abrupt=)`,
   `socket_lose_acks(n)`, `wait_connected(n)`, and `socket.stats` (connections, hellos, redeliveries, frames).
-- Inspection (copies; users and channels by id or name): `users()` and `channels()` (id -> name),
+- Inspection (bot/standins/slack/inspection.py; copies; users and channels by id or name): `users()` and `channels()` (id -> name),
   `messages(channel)` (top level, oldest first), `thread(channel, ts)` (replies), `dm(user)` (the app's direct
   messages with them), `message(channel, ts)` (any, ephemerals too; KeyError if none),
   `ephemerals(user, channel=None)`, `responses()` (response_url POST bodies, in order), `view(view_id)`,
@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import random
 import time
@@ -87,8 +86,9 @@ from bot.standins.slack.contract import Contract, default_contract_path
 from bot.standins.slack.controls import Controls
 from bot.standins.slack.delivery import Payloads, form_body, signed_headers
 from bot.standins.slack.http import ApiServer, Fault
+from bot.standins.slack.inspection import Inspection
 from bot.standins.slack.loop import BackgroundServer
-from bot.standins.slack.model import Call, Change, Channel, Delivery, Message, SlackError, User, View
+from bot.standins.slack.model import Call, Change, Channel, Delivery, Message, User, View
 from bot.standins.slack.socket_mode import ACK_TIMEOUT_S, SocketModeServer
 from bot.standins.slack.state import Workspace
 from bot.standins.slack.store import WorkspaceStore
@@ -99,7 +99,7 @@ __all__ = ["SlackEmulator", "Message", "Call", "Change", "Delivery", "View"]
 T = TypeVar("T")
 
 
-class SlackEmulator(Controls):
+class SlackEmulator(Controls, Inspection):
     def __init__(self, *, signing_secret: str, bot_token: str = "xoxb-emulator", app_url: str | None = None,
                  team_id: str = "T0SHEPHERD", contract: Path | None = None, strict: bool = True,
                  bot_user_id: str = "U0SHEPHERD", bot_id: str = "B0SHEPHERD", app_id: str = "A0SHEPHERD",
@@ -215,88 +215,6 @@ class SlackEmulator(Controls):
 
     async def deliver_raw(self, body: bytes, headers: dict[str, str]) -> Delivery:
         return await self._deliver(body, headers)
-
-    # --- inspection --------------------------------------------------------------------------
-    def users(self) -> dict[str, str]:
-        """User id -> name, the app's bot user included."""
-        with self._ws.lock:
-            return {u.id: u.name for u in self._ws.users.values()}
-
-    def channels(self) -> dict[str, str]:
-        """Channel id -> name."""
-        with self._ws.lock:
-            return {c.id: c.name for c in self._ws.channels.values()}
-
-    def _channel_id(self, channel: str) -> str:
-        with self._ws.lock:
-            if channel in self._ws.channels:
-                return channel
-            return next((c.id for c in self._ws.channels.values() if c.name == channel.lstrip("#")), channel)
-
-    def messages(self, channel: str) -> list[Message]:
-        return copy.deepcopy([m for m in self._ws.live(self._channel_id(channel)) if not m.is_reply()])
-
-    def thread(self, channel: str, ts: str) -> list[Message]:
-        replies = [m for m in self._ws.live(self._channel_id(channel)) if m.is_reply() and m.thread_ts == ts]
-        return copy.deepcopy(replies)
-
-    def message(self, channel: str, ts: str) -> Message:
-        try:
-            return copy.deepcopy(self._ws.find(self._channel_id(channel), ts))
-        except SlackError:
-            raise KeyError(f"no message {ts} in {channel}") from None
-
-    def ephemerals(self, user: str, channel: str | None = None) -> list[Message]:
-        found = self._ws.user_by_name(user)
-        uid = found.id if found else user
-        where = self._channel_id(channel) if channel else None
-        return copy.deepcopy([m for m in self._ws.live_ephemerals()
-                              if m.ephemeral_to == uid and where in (None, m.channel)])
-
-    def responses(self) -> list[dict[str, Any]]:
-        with self._ws.lock:
-            return copy.deepcopy(self._ws.response_log)
-
-    def view(self, view_id: str) -> View:
-        return copy.deepcopy(self._views.get(view_id))
-
-    def home(self, user: str) -> View | None:
-        """The Home tab last published for `user` (views.publish), or None."""
-        with self._ws.lock:
-            found = self._views.homes.get(user)
-            return copy.deepcopy(found) if found is not None else None
-
-    def home_publishes(self, user: str) -> int:
-        with self._ws.lock:
-            return self._views.publishes.get(user, 0)
-
-    def dm(self, user: str) -> list[Message]:
-        """The app's direct messages with `user` (top level, oldest first)."""
-        with self._ws.lock:
-            dm = next((c.id for c in self._ws.channels.values() if c.id.startswith("D") and user in c.members), None)
-        return self.messages(dm) if dm else []
-
-    def open_views(self, user: str) -> list[View]:
-        with self._ws.lock:
-            return copy.deepcopy([v for v in self._views.views.values() if v.user == user and not v.closed])
-
-    def file_bytes(self, file_id: str) -> bytes:
-        upload = self._backend.uploads.get(file_id)
-        if upload is None or upload.data is None:
-            raise KeyError(f"no uploaded file {file_id}")
-        return upload.data
-
-    @property
-    def calls(self) -> list[Call]:
-        return self._server.record.calls
-
-    @property
-    def contract_violations(self) -> list[str]:
-        return self._server.record.violations
-
-    @property
-    def contract_unknown(self) -> list[str]:
-        return self._server.record.unknown
 
     async def wait_for(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
         deadline = time.monotonic() + timeout
