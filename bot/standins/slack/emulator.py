@@ -35,7 +35,8 @@ Public API
   adds an ephemeral (or, with response_type in_channel, a channel message).
 - Socket Mode: `socket_disconnect(reason, grace_s)` ("refresh_requested" or "warning"), `socket_drop(abrupt=)`,
   `socket_lose_acks(n)`, `wait_connected(n)`, and `socket.stats` (connections, hellos, redeliveries, frames).
-- Inspection (bot/standins/slack/inspection.py; copies; users and channels by id or name): `users()` and `channels()` (id -> name),
+- Inspection (bot/standins/slack/inspection.py; copies; users and channels by id or name): `users()` and
+  `channels()` (id -> name),
   `messages(channel)` (top level, oldest first), `thread(channel, ts)` (replies), `dm(user)` (the app's direct
   messages with them), `message(channel, ts)` (any, ephemerals too; KeyError if none),
   `ephemerals(user, channel=None)`, `responses()` (response_url POST bodies, in order), `view(view_id)`,
