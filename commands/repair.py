@@ -220,6 +220,9 @@ def plan_text(plan: RepairPlan) -> str:
                   table(["customer", "cluster", "from", "to", "scorecards", "scores"], rows, right={4, 5})]
     lines += ["", "Carried out by (each with its own locks; the purge with its approval):",
               *(f"  {c}" for c in repair_commands(plan))]
+    runs_of = Counter(b.customer for b in plan.backfills) + Counter(p.customer for p in plan.purges)
+    if several := sorted(c for c, n in runs_of.items() if n > 1):
+        lines.append(f"One after another for {', '.join(several)}: a job holds its customer's lock until it ends.")
     return "\n".join(lines)
 
 

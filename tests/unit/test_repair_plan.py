@@ -160,6 +160,7 @@ def test_an_appeal_only_day_is_purged_and_a_changed_day_copied_again_with_number
         ("BackfillRun", ("acme",), day5, day5), ("BackfillRun", ("hilton",), day6, day6),
         ("PurgeRun", ("hilton",), day7, day7)]
     assert commands[2].args.types == APPEAL and all(c in text for c in plan_json(plan)["commands"])
+    assert "One after another for hilton: a job holds its customer's lock until it ends." in text
 
 
 def test_when_rows_go_unnamed_every_differing_day_is_copied_again() -> None:
