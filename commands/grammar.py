@@ -24,7 +24,8 @@ USAGE: dict[str, str] = {
     "backfill resume": "/backfill resume JOB",
     "purge plan": "/purge plan <customers|all> [--types 1-3] [--from D] [--to D] [--clusters all|a,b] [--max-rows N]",
     "purge run": "/purge <customers|all> [--types 1-3] [--from D] [--to D] [--clusters all|a,b] [--max-rows N]",
-    "verify": "/verify <customers|all|sample:N> [--types 1-3] [--from D] [--to D] [--job JOB]",
+    "verify": "/verify <customers|all|sample:N> [--types 1-3] [--from D] [--to D] [--job JOB] [--deep]",
+    "verify repair": "/verify repair JOB",
     "linear draft": "/linear draft TICKET [--jobs J1,J2 | --since D]",
     "linear post": "/linear post TICKET",
     "linear weekly": "/linear weekly [--team KEY]",
@@ -43,6 +44,7 @@ EXAMPLES: dict[str, str] = {
     "purge plan": "/purge plan oportun --types 1-3",
     "purge run": "/purge all --types 1-3 --max-rows 1000000",
     "verify": "/verify sample:10 --types 1-3",
+    "verify repair": "/verify repair v-7f3a2c",
     "linear draft": "/linear draft CONVI-6259 --jobs b-7f3a2c,p-1c2d3e",
     "linear post": "/linear post CONVI-6259",
     "linear weekly": "/linear weekly --team CONVI",
@@ -225,7 +227,10 @@ def _purge(words: list[str]) -> v.Command:
 def _verify(words: list[str]) -> v.Command:
     if not words or words[0].lower() == "help":
         return v.Help(topic="verify")
-    pos, opts = _options(words, "verify", set(), {"--from", "--to", "--types", "--job"})
+    if words[0].lower() == "repair":
+        pos, _ = _options(words[1:], "verify repair", set(), set())
+        return v.VerifyRepair(job=_job(_one(pos, "verify repair", "the verification's job id"), "verify repair"))
+    pos, opts = _options(words, "verify", {"--deep"}, {"--from", "--to", "--types", "--job"})
     target = _one(pos, "verify", "the customers (names, all, or sample:N)")
     sample = None
     customers = None
@@ -238,6 +243,7 @@ def _verify(words: list[str]) -> v.Command:
         customers=customers, sample=sample, start=start, end=end,
         types=_value("verify", parse_types, opts["--types"]) if "--types" in opts else None,
         job=_job(opts["--job"], "verify") if "--job" in opts else None,
+        deep=bool(opts.get("--deep")),
     )
 
 

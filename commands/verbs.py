@@ -101,6 +101,12 @@ class Verify(_Cmd):
     end: date | None = None
     types: tuple[int, ...] | None = None
     job: str | None = None
+    deep: bool = False  # also compare every row's content (checksums), naming each differing row
+
+
+class VerifyRepair(_Cmd):
+    kind: Literal["verify_repair"] = "verify_repair"
+    job: str  # the deep verification whose differences to repair
 
 
 class LinearDraft(_Cmd):
@@ -131,6 +137,6 @@ class Jobs(_Cmd):
 
 Command = Annotated[
     BackfillPlan | BackfillRun | JobStatus | JobAction | Retry | Throttle | PurgePlanCmd | PurgeRun | Verify
-    | LinearDraft | LinearPost | LinearWeekly | Help | Jobs,
+    | VerifyRepair | LinearDraft | LinearPost | LinearWeekly | Help | Jobs,
     Field(discriminator="kind"),
 ]

@@ -1,7 +1,10 @@
-"""`shepherd verify <customers|all|sample:N> [--types 1-3] [--from D] [--to D] [--seed N] [--json]`.
+"""`shepherd verify <customers|all|sample:N> [--types 1-3] [--from D] [--to D] [--seed N] [--deep] [--repair-plan]
+[--json]`.
 
 Checks every value before anything starts, compares Postgres with ClickHouse, prints the report
-(or JSON) and exits 0 when everything matches, 1 when something differs.
+(or JSON) and exits 0 when everything matches, 1 when something differs. `--deep` also compares every
+row's content (checksums, bisection) and names each differing row; its JSON lists every one.
+`--repair-plan` (implies `--deep`) also prints the repair of what it found (`commands.repair`): nothing runs.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from typing import Any
 from bot.app import demo_spec_for, embedded_config, embedded_registry, is_embedded, open_runtime
 from bot.errors import UserInputError
 from bot.settings import Settings
+from bot.verify.deep import DeepVerifier
 from bot.verify.service import VerifyService
+from commands.deep_report import deep_json, deep_text
+from commands.repair import plan_json, plan_repair, plan_text
 from commands.values import parse_count, parse_date, parse_names, parse_types
 from commands.verify_report import DEFAULT_CAP, report_json, report_text
 
@@ -29,6 +35,10 @@ def add_verify_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", metavar="D")
     p.add_argument("--seed", metavar="N", help="seed of a sample:N draw (default: a random one, printed)")
     p.add_argument("--rows", metavar="N", default=str(DEFAULT_CAP), help="mismatch rows to list (default 20)")
+    p.add_argument("--deep", action="store_true",
+                   help="also compare every column of every row (checksums) and name each differing row")
+    p.add_argument("--repair-plan", action="store_true",
+                   help="with --deep: print the least work that repairs what differs (nothing runs)")
     p.add_argument("--json", action="store_true", help="print one JSON document with every mismatch")
     p.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
@@ -64,6 +74,16 @@ def run_verify(settings: Settings, args: argparse.Namespace, today: date) -> int
 
     with open_runtime(settings, temporal=False) as rt:
         service = VerifyService(rt.config, rt.registry, rt.source, rt.lookup)
+        repair = getattr(args, "repair_plan", False)
+        if getattr(args, "deep", False) or repair:
+            deep = DeepVerifier(service).verify(customers, sample, start, end, types, seed, today=today)
+            doc, text = deep_json(deep), deep_text(deep, cap=rows)
+            if repair:
+                clusters = {r.name: r.cluster for r in rt.registry.resolve(deep.counts.customers)}
+                plan = plan_repair(deep, clusters, rt.config.windows, rt.config.throughput)
+                doc["repair"], text = plan_json(plan), f"{text}\n\n{plan_text(plan)}"
+            print(json.dumps(doc, indent=2) if args.json else text)
+            return 0 if deep.ok else 1
         report = service.verify(customers, sample, start, end, types, seed, today=today)
     if args.json:
         print(json.dumps(report_json(report), indent=2))

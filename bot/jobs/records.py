@@ -105,6 +105,14 @@ class JobRecords:
                 " ON CONFLICT (job_id, purpose) DO UPDATE SET channel = EXCLUDED.channel, ts = EXCLUDED.ts",
                 (job_id, purpose, channel, ts))
 
+    def claim_message(self, job_id: str, purpose: str, channel: str) -> bool:
+        """Reserve the job's one message for `purpose` (its ts set once posted): False when another has it."""
+        with self.pool.connection() as conn:
+            return conn.execute(
+                "INSERT INTO shepherd.job_messages (job_id, purpose, channel, ts) VALUES (%s, %s, %s, '')"
+                " ON CONFLICT (job_id, purpose) DO NOTHING RETURNING job_id", (job_id, purpose, channel)
+            ).fetchone() is not None
+
     def message(self, job_id: str, purpose: str) -> tuple[str, str] | None:
         with self.pool.connection() as conn:
             r = conn.execute("SELECT channel, ts FROM shepherd.job_messages WHERE job_id = %s AND purpose = %s",

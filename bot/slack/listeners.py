@@ -29,7 +29,7 @@ from bot.slack.router import Router
 from commands.grammar import ROOTS, ParseError, parse
 
 log = logging.getLogger(__name__)
-BUTTONS = re.compile(r"^(backfill|plan|purge|job|linear|home)\.[a-z_]+$")
+BUTTONS = re.compile(r"^(backfill|plan|purge|job|linear|home|verify)\.[a-z_]+$")
 
 
 class ResponseUrls:

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 USAGE_OF = {"backfill_plan": "backfill plan", "backfill_run": "backfill run", "job_status": "backfill status",
             "retry": "backfill retry", "throttle": "backfill throttle", "purge_plan": "purge plan",
-            "purge_run": "purge run", "verify": "verify", "linear_draft": "linear draft", "linear_post": "linear post",
+            "purge_run": "purge run", "verify": "verify", "verify_repair": "verify repair",
+            "linear_draft": "linear draft", "linear_post": "linear post",
             "linear_weekly": "linear weekly", "jobs": "shepherd jobs", "help": "shepherd help"}
 
 
@@ -88,6 +89,8 @@ class Router:
                 return await self.purge.request(cmd, who)
             case v.Verify():
                 return await self.verify.run(cmd, who)
+            case v.VerifyRepair():
+                return await self.verify.repair(cmd, who)
             case v.LinearDraft():
                 return await self.linear.draft(cmd, who)
             case v.LinearPost():
@@ -115,6 +118,7 @@ class Router:
             "linear.post": lambda: self.linear.post(value, who),
             "linear.edit": lambda: self.linear.edit(value, who, trigger_id),
             "home.plan_backfill": lambda: self.home.open_plan(who, trigger_id),
+            "verify.repair": lambda: self.verify.repair(v.VerifyRepair(job=value), who),
         }
         handler = handlers.get(action_id)
         if handler is None:

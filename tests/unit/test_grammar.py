@@ -57,6 +57,9 @@ def test_purge_verify_linear_shepherd() -> None:
     assert isinstance(purge, v.PurgePlanCmd) and purge.args.types == (1, 2, 3) and purge.args.max_rows == 1000
     assert isinstance(parse("/purge", "all"), v.PurgeRun)
     assert parse("/verify", "sample:10").sample == 10  # type: ignore[union-attr]
+    assert parse("/verify", "hilton --deep") == v.Verify(customers=("hilton",), deep=True)
+    assert parse("/verify", "hilton").deep is False  # type: ignore[union-attr]
+    assert parse("/verify", "repair v-7f3a2c") == v.VerifyRepair(job="v-7f3a2c")
     assert parse("/linear", "draft CONVI-6259 --jobs b-7f3a2c,p-1c2d3e").jobs == ("b-7f3a2c", "p-1c2d3e")  # type: ignore[union-attr]
     assert parse("/shepherd", "jobs") == v.Jobs()
     assert parse("/shepherd", "") == v.Help(topic=None)
@@ -90,7 +93,10 @@ BAD = [
     ("/purge", "oportun --max-rows -1", "--max-rows"),
     ("/purge", "oportun --clusters 'a;b'", "not a valid name"),
     ("/verify", "sample:0", "at least 1"),
+    ("/verify", "repair", "missing the verification's job id"),
+    ("/verify", "repair hilton", "not a job id"),
     ("/verify", "sample:x", "whole number"),
+    ("/verify", "hilton --deep=yes", "unknown option --deep"),
     ("/linear", "draft convi", "not a Linear ticket"),
     ("/linear", "draft CONVI-1 --jobs b-7f3a2c --since 2026-02-01", "not both"),
     ("/linear", "shout", "unknown /linear action"),
