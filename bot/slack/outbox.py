@@ -23,7 +23,9 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral", "files.upload")
+# files.upload: a file into a channel or thread (files_upload_v2), its bytes base64 in the payload as
+# `content_b64` with `filename` and `title`; it joins its thread's lane, so it lands after what was queued before.
 
 
 @dataclass(frozen=True)
