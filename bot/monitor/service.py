@@ -212,7 +212,7 @@ class Monitor:
             return
         payload = {"content_b64": base64.b64encode(png).decode(), "filename": f"{job.id}-run{run}.png",
                    "title": f"{job.id}: planned vs actual per window, N over time"}
-        await asyncio.to_thread(self.outbox.enqueue, f"event:{job.id}:chart:{run}", "files.upload", payload,
+        await asyncio.to_thread(self.outbox.enqueue, f"event:{job.id}:chart:{run}", "files_upload_v2", payload,
                                 channel=job.channel, thread_ts=job.ts)
 
     # ---- Postgres ------------------------------------------------------------------------

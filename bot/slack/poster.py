@@ -81,12 +81,12 @@ class SlackPoster:
             "chat.postMessage": client.chat_postMessage,
             "chat.update": client.chat_update,
             "chat.postEphemeral": client.chat_postEphemeral,
-            "files.upload": self._upload,
+            "files_upload_v2": self._upload,
         }
 
     async def _upload(self, *, channel: str, content_b64: str, filename: str, title: str,
                       thread_ts: str | None = None) -> Any:
-        """files.upload rows: the three calls of files_upload_v2 (upload URL, the bytes, complete)."""
+        """files_upload_v2 rows: the three calls of files_upload_v2 (upload URL, the bytes, complete)."""
         return await self.client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=filename,
                                                  title=title, content=base64.b64decode(content_b64))
 
