@@ -49,6 +49,12 @@ class Reading:
     # time between readings, which also sees what heartbeats do not show: windows starting, the gap
     # between one finishing and the next running. None: judged by the summed heartbeat rates.
     done: float | None = None
+    known: int | None = None  # with `done`: how many windows' rates make `aggregate` (None: `running`)
+
+    def window_rate(self) -> float:
+        """The mean heartbeat rate of a window in this reading (per hour)."""
+        known = self.running if self.known is None else self.known
+        return self.aggregate / known if known > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -160,9 +166,11 @@ def decide(state: State, policy: Policy, now: float, pending: int) -> tuple[Stat
     by_progress = progress_rate(judged)
     aggregate = median(r.aggregate for r in judged) if by_progress is None else by_progress
     per_window = aggregate / n
+    # Contention is the windows' own rate collapsing: read from their heartbeats whatever judges N.
+    beat_rate = per_window if by_progress is None else median(r.window_rate() for r in judged)
     levels = {**dict(state.measured), n: aggregate}
     base = replace(state, measured=tuple(sorted(levels.items())), readings=(), since=now,
-                   best_per_window=max(state.best_per_window, per_window))
+                   best_per_window=max(state.best_per_window, beat_rate))
     figures = f"aggregate {aggregate:,.0f}/h at N={n} ({per_window:,.0f}/h per window)"
 
     def move(to: int, reason: str, **updates: Any) -> tuple[State, Change | None]:
@@ -174,9 +182,10 @@ def decide(state: State, policy: Policy, now: float, pending: int) -> tuple[Stat
 
     if state.phase == SETTLED:
         if (n > policy.floor and aggregate < state.settled_at * (1 - policy.min_gain)
-                and per_window < policy.collapse_ratio * state.best_per_window):
+                and beat_rate < policy.collapse_ratio * state.best_per_window):
             return move(n // 2, f"contention: {figures}, down from {state.settled_at:,.0f}/h; the per-window rate "
-                                f"fell below {policy.collapse_ratio:.0%} of its best ({state.best_per_window:,.0f}/h)",
+                                f"({beat_rate:,.0f}/h) fell below {policy.collapse_ratio:.0%} of its best "
+                                f"({state.best_per_window:,.0f}/h)",
                         phase=CLIMBING, measured=(), best_per_window=0.0)
         return move(n, "")
     if state.phase == CLIMBING:

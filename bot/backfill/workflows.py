@@ -292,12 +292,17 @@ class BackfillJob:
             return  # turned off (or taken over by hand) while reading
         now = workflow.now().timestamp()
         after = {ids[s.workflow_id]: (s.at, s.done) for s in samples if s.at is not None and s.workflow_id in ids}
+        before = self.beats
         self.beats, self.rates = ap.advance(self.beats, self.rates, after)
         seen = ap.reading(now, len(ids), self.rates)
-        if self.by_progress:  # windows that ended during the read are counted whole, not lost with their beats
+        if self.by_progress:
+            # A window that ended during the read counts whole; one between its activity's end and its own
+            # (no heartbeat to read) keeps its last count: the job's count never dips for a read's timing.
             ended = sum(w.done for w in self.windows.values() if w.state == "done") + sum(
-                _conversations(t) for k, t in tasks.items() if k in ids.values() and t.done())
-            seen = replace(seen, running=len(ids), done=ap.job_done(now, ended, self.beats, self.rates))
+                _conversations(t) if t.done() else before[k][1] if k not in self.beats and k in before else 0
+                for k, t in tasks.items() if k in ids.values())
+            seen = ap.Reading(now, len(ids), seen.aggregate, done=ap.job_done(now, ended, self.beats, self.rates),
+                              known=seen.running)
         self.pilot = ap.observe(self.pilot, seen)
         self.pilot, change = ap.decide(self.pilot, self.policy, now, pending)
         if change is not None:
