@@ -184,3 +184,20 @@ def test_the_jobs_done_count_carries_heartbeats_forward_and_its_rate_spans_the_r
                 ap.Reading(60.0, 4, 1.0, done=600.0)]
     assert ap.progress_rate(readings) == 36_000.0  # first to last, not a median of steps
     assert ap.progress_rate([*readings, ap.Reading(90.0, 4, 1.0)]) is None  # a reading without the count
+
+
+def test_judged_by_progress_a_dip_in_progress_alone_is_no_contention_a_collapse_of_the_windows_rates_is() -> None:
+    settled = ap.State(n=8, since=0.0, phase=ap.SETTLED, settled_at=8 * 40_000, best_per_window=40_000,
+                       measured=((8, 8 * 40_000),))
+
+    def judged(window_rate: float) -> ap.Change | None:
+        state = settled
+        for t, done in ((200.0, 0.0), (300.0, 2_000.0), (400.0, 4_000.0)):  # 72,000/h: well down
+            state = ap.observe(state, ap.Reading(at=t, running=8, aggregate=8 * window_rate, done=done, known=8))
+        return ap.decide(state, POLICY, 700.0, pending=20)[1]
+
+    assert judged(38_000) is None  # the windows copy at their best: the job's slower progress is not contention
+    cut = judged(12_000)
+    assert cut is not None and (cut.from_n, cut.to_n) == (8, 4)
+    assert cut.reason.startswith("contention: aggregate 72,000/h at N=8 (9,000/h per window), down from 320,000/h;"
+                                 " the per-window rate (12,000/h) fell below 50%")
