@@ -62,9 +62,10 @@ def bench_config(queue: str, args: argparse.Namespace) -> ShepherdConfig:
 
 
 async def start(jobs: JobService, config: ShepherdConfig, mode: str, args: argparse.Namespace,
-                customers: int | None = None) -> str:
+                customers: int | None = None, per_day: int | None = None) -> str:
     names = [f"{mode}-c{i:02d}" for i in range(customers or args.customers)]
-    volumes = [DayVolume(customer=c, day=d, conversations=args.per_day) for c in names for d in RANGE.each_day()]
+    volumes = [DayVolume(customer=c, day=d, conversations=per_day or args.per_day)
+               for c in names for d in RANGE.each_day()]
     fixed = mode != "auto"
     plan = plan_backfill(volumes, [CustomerRef(name=c, cluster="chat-prod") for c in names], RANGE, config.windows,
                          config.throughput, int(mode.strip("neta")) if fixed else 4, window_override=5)
@@ -77,12 +78,12 @@ async def eta_coverage(jobs: JobService, pool: Any, config: ShepherdConfig, args
     """A backfill at N=4 on a resource of its own, then the same backfill again, planned from what the
     first run's windows did (kept as the monitor keeps a finished job's result): the share of the second
     run's windows whose duration fell inside the range its plan showed."""
-    first = await start(jobs, config, "eta4", args, customers=args.eta_customers)
+    first = await start(jobs, config, "eta4", args, customers=args.eta_customers, per_day=args.eta_per_day)
     WriteupService(pool, config).store_result(first, await jobs.wait(first))
     names = [f"eta4-c{i:02d}" for i in range(args.eta_customers)]
     learned = learned_rates(past_windows(pool, names))
     throughput, rates = throughput_for(names, learned, config.throughput)
-    plan = plan_backfill_series({c: [args.per_day] * RANGE.days for c in names},
+    plan = plan_backfill_series({c: [args.eta_per_day] * RANGE.days for c in names},
                                 [CustomerRef(name=c, cluster="chat-prod") for c in names], RANGE, config.windows,
                                 throughput, 4, 5, rates)
     job = new_job_id("backfill")
@@ -141,7 +142,8 @@ async def measure(args: argparse.Namespace, stack: EmbeddedStack) -> dict[str, A
     ratio = makespan[best_mode] / makespan["auto"] if best_mode and "auto" in makespan else 0.0
     return {
         "bench": "autopilot", "windows_per_job": 4 * args.customers,
-        "conversations_per_window": 5 * args.per_day, "knee": args.knee, "decay": args.decay,
+        "conversations_per_window": 5 * args.per_day, "eta_conversations_per_window": 5 * args.eta_per_day,
+        "knee": args.knee, "decay": args.decay,
         "base_per_window_s": args.base, "hold_s": args.hold,
         "makespan_s": makespan, "best_fixed": best_mode,
         "autopilot_n_path": [(c.from_n, c.to_n) for c in auto.parallel_changes if c.by == "autopilot"] if auto else [],
@@ -157,6 +159,9 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=12, help="4 windows each, per job")
     ap.add_argument("--eta-customers", type=int, default=3, help="customers of the ETA runs (0: skip them)")
     ap.add_argument("--per-day", type=int, default=120, help="conversations a day (5 days a window)")
+    # Window times are kept in whole seconds (the job's state table): a 6 s window reads as 6 or 7 s, more
+    # than the learned range's 10% margin. 30 s windows keep the rounding under it.
+    ap.add_argument("--eta-per-day", type=int, default=600, help="conversations a day in the ETA runs")
     ap.add_argument("--base", type=float, default=100.0, help="conversations/s of one window alone")
     ap.add_argument("--knee", type=int, default=4, help="windows at once past which the summed rate falls")
     ap.add_argument("--decay", type=float, default=0.9, help="the summed rate's factor per window past the knee")

@@ -256,6 +256,7 @@ def monitoring(settings: Settings, deps: Any, metrics: Any = None) -> tuple[Any,
     client: the poster does its own retrying)."""
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.backfill.chart import job_chart
     from bot.monitor.job_end import JobEnd
     from bot.monitor.service import Monitor
     from bot.slack.notices import ApprovalExpiry, RequesterNotices
@@ -276,7 +277,8 @@ def monitoring(settings: Settings, deps: Any, metrics: Any = None) -> tuple[Any,
     notices = RequesterNotices(deps.client, outbox, deps.records, enabled=config.slack.requester_dms)
     expiry = ApprovalExpiry(deps.approvals, deps.records, outbox, notices, deps.now, lambda users: deps.changed(users))
     monitor = Monitor(pool, deps.jobs, outbox, config, deps.now, job_end, notices=notices, expiry=expiry,
-                      on_change=lambda users: deps.changed(users))
+                      on_change=lambda users: deps.changed(users),
+                      draw=lambda story: deps.heavy.draw(job_chart, story))
     # 5xx and unreachable: backoff doubling to 60 s, 20 attempts: a Slack outage of about 10 minutes is
     # waited out (replies queued while it is down go out after), a longer one fails the row, logged.
     return monitor, SlackPoster(outbox, client, max_attempts=OUTAGE_ATTEMPTS)

@@ -8,7 +8,8 @@ best N and the first N that did not pay (halving the gap), and settles on the be
 Settled, it lowers N when the aggregate has fallen well below what that N gave and the per-window rate
 has collapsed (contention), and climbs again from there. N never leaves [floor, maximum] and never
 changes twice within `hold_s`; a reading is judged only when exactly N windows were running, at least
-`settle_s` after the change (new windows getting going).
+`settle_s` after the change (new windows getting going). Readings that carry the job's done count are
+judged by the job's progress over wall time (`progress_rate`), not by the sum of the windows' rates.
 """
 
 from __future__ import annotations
@@ -41,8 +42,19 @@ class Policy:
 @dataclass(frozen=True)
 class Reading:
     at: float  # seconds (the workflow's clock)
-    running: int  # windows running with a measured rate
+    running: int  # windows running with a measured rate (judged by progress: windows in flight)
     aggregate: float  # their summed rate, conversations per hour
+    # The job's conversations done by `at`: finished windows' counts plus the running ones' heartbeats
+    # carried forward to `at` at their rates. Given, the judgement is the job's own progress over wall
+    # time between readings, which also sees what heartbeats do not show: windows starting, the gap
+    # between one finishing and the next running. None: judged by the summed heartbeat rates.
+    done: float | None = None
+    known: int | None = None  # with `done`: how many windows' rates make `aggregate` (None: `running`)
+
+    def window_rate(self) -> float:
+        """The mean heartbeat rate of a window in this reading (per hour)."""
+        known = self.running if self.known is None else self.known
+        return self.aggregate / known if known > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,25 @@ def reading(at: float, running: int, rates: Mapping[str, float]) -> Reading:
     return Reading(at=at, running=known, aggregate=sum(rates.values()))
 
 
+def job_done(at: float, finished: int, beats: Mapping[str, tuple[float, int]], rates: Mapping[str, float]) -> float:
+    """The job's conversations done by `at`: `finished` (the ended windows' counts) plus each running
+    window's last heartbeat count, carried forward from its heartbeat's time at its rate (per hour), so a
+    heartbeat a few seconds old does not read as progress lost."""
+    carried = 0.0
+    for key, (t, done) in beats.items():
+        carried += done + rates.get(key, 0.0) * max(at - t, 0.0) / 3600.0
+    return finished + carried
+
+
+def progress_rate(readings: list[Reading]) -> float | None:
+    """Conversations per hour over wall time from the first to the last reading (None without the counts)."""
+    if len(readings) < 2 or any(r.done is None for r in readings) or readings[-1].at <= readings[0].at:
+        return None
+    first, last = readings[0], readings[-1]
+    assert first.done is not None and last.done is not None
+    return max(last.done - first.done, 0.0) * 3600.0 / (last.at - first.at)
+
+
 def next_up(n: int) -> int:
     return n + max(1, math.ceil(n / 2))
 
@@ -128,15 +159,18 @@ def decide(state: State, policy: Policy, now: float, pending: int) -> tuple[Stat
     `pending` is how many windows have not started yet: with none left, N is not raised."""
     if now - state.since < policy.hold_s:
         return state, None
-    judged = [r.aggregate for r in state.readings if r.at >= state.since + policy.settle_s and r.running == state.n]
+    judged = [r for r in state.readings if r.at >= state.since + policy.settle_s and r.running == state.n]
     if len(judged) < MIN_READINGS:
         return state, None  # not N windows running long enough (draining after a cut, or the job's tail)
     n = state.n
-    aggregate = median(judged)
+    by_progress = progress_rate(judged)
+    aggregate = median(r.aggregate for r in judged) if by_progress is None else by_progress
     per_window = aggregate / n
+    # Contention is the windows' own rate collapsing: read from their heartbeats whatever judges N.
+    beat_rate = per_window if by_progress is None else median(r.window_rate() for r in judged)
     levels = {**dict(state.measured), n: aggregate}
     base = replace(state, measured=tuple(sorted(levels.items())), readings=(), since=now,
-                   best_per_window=max(state.best_per_window, per_window))
+                   best_per_window=max(state.best_per_window, beat_rate))
     figures = f"aggregate {aggregate:,.0f}/h at N={n} ({per_window:,.0f}/h per window)"
 
     def move(to: int, reason: str, **updates: Any) -> tuple[State, Change | None]:
@@ -148,9 +182,10 @@ def decide(state: State, policy: Policy, now: float, pending: int) -> tuple[Stat
 
     if state.phase == SETTLED:
         if (n > policy.floor and aggregate < state.settled_at * (1 - policy.min_gain)
-                and per_window < policy.collapse_ratio * state.best_per_window):
+                and beat_rate < policy.collapse_ratio * state.best_per_window):
             return move(n // 2, f"contention: {figures}, down from {state.settled_at:,.0f}/h; the per-window rate "
-                                f"fell below {policy.collapse_ratio:.0%} of its best ({state.best_per_window:,.0f}/h)",
+                                f"({beat_rate:,.0f}/h) fell below {policy.collapse_ratio:.0%} of its best "
+                                f"({state.best_per_window:,.0f}/h)",
                         phase=CLIMBING, measured=(), best_per_window=0.0)
         return move(n, "")
     if state.phase == CLIMBING:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from statistics import median
+from statistics import median, pstdev
 
 RUNNING = ("running",)
 FINAL = ("done", "failed", "cancelled", "stopped")
@@ -79,14 +79,52 @@ def eta_range(remaining: int, rates: Sequence[float]) -> tuple[float, float] | N
     return remaining / (max(useful) * 1.25), remaining / (min(useful) * 0.75)
 
 
-def window_rate(samples: Sequence[tuple[datetime, int]], total: int) -> WindowRate:
+NOISE_K = 1.0  # the band around a window's own mean rate: this many standard deviations of its recent steps
+MIN_SPREAD = 0.15  # ... and never narrower than this share of the mean
+FLOOR = 0.2  # the slow end never below this share of the mean (a stalled step would make the ETA endless)
+HISTORY_STEPS = 3  # the history weighs as much as this many of the window's own steps
+
+
+def rate_band(rates: Sequence[float]) -> tuple[float, float] | None:
+    """A window's likely rate range from its recent rates: the mean, widened by their spread (noisier, wider)."""
+    seen = [max(r, 0.0) for r in rates]
+    if not seen or (mean := sum(seen) / len(seen)) <= 0:
+        return None
+    spread = max(MIN_SPREAD * mean, NOISE_K * pstdev(seen) if len(seen) > 1 else 0.0)
+    return max(mean - spread, FLOOR * mean), mean + spread
+
+
+def window_eta(remaining: int, own: Sequence[float], history: tuple[float, float] | None
+               ) -> tuple[float, float] | None:
+    """Remaining seconds, (soonest, latest): from the window's own recent rates (per second), widened towards
+    the customer's past windows' rate range `history` (per second) by a weight that falls as its own steps
+    come in (the history only widens it; with no step yet, the history alone). Never negative."""
+    remaining = max(remaining, 0)
+    if remaining == 0:
+        return (0.0, 0.0)
+    band = rate_band(own)
+    if history is not None and history[0] > 0 and history[1] >= history[0]:
+        if band is None:
+            band = history
+        else:
+            weight = HISTORY_STEPS / (HISTORY_STEPS + len(own))
+            lo, hi = band
+            band = (min(lo, lo + weight * (history[0] - lo)), max(hi, hi + weight * (history[1] - hi)))
+    if band is None:
+        return None
+    return remaining / band[1], remaining / band[0]
+
+
+def window_rate(samples: Sequence[tuple[datetime, int]], total: int,
+                history: tuple[float, float] | None = None, done: int = 0) -> WindowRate:
+    """A running window's smoothed rate and ETA range. `history`: its customer's past windows' rates (per
+    second, slowest and fastest), when there are enough; `done`: its count when there is no sample yet."""
     rate = smoothed_rate(samples)
-    if rate is None:
-        return WindowRate(None, None)
     recent = [max(d1 - d0, 0) / (t1 - t0).total_seconds()
               for (t0, d0), (t1, d1) in zip(samples[-6:], samples[-5:], strict=False) if t1 > t0]
-    done = samples[-1][1]
-    return WindowRate(rate, eta_range(total - done, [rate, *recent]))
+    done = samples[-1][1] if samples else done
+    own = [rate, *recent] if rate is not None else []
+    return WindowRate(rate, window_eta(total - done, own, history))
 
 
 def duration(seconds: float) -> str:

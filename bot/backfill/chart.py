@@ -1,4 +1,5 @@
-"""A PNG of daily volume per customer with the plan's window boundaries drawn."""
+"""PNGs: a plan's daily volume per customer with its window boundaries, and a finished job's planned vs
+actual per window with its N over time."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
+from commands.job_story import Story, n_path, planned_vs_actual
 from commands.models import BackfillPlan, DayVolume
 
 MAX_PANELS = 12
@@ -45,3 +47,66 @@ def backfill_chart(plan: BackfillPlan, volumes: list[DayVolume], path: Path) -> 
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _unit(seconds: float) -> tuple[str, float]:
+    """The unit a span reads best in, and its length in seconds."""
+    return ("h", 3600.0) if seconds >= 2 * 3600 else ("min", 60.0) if seconds >= 120 else ("s", 1.0)
+
+
+def job_chart(story: Story) -> bytes:
+    """A finished job's PNG: each window's planned range beside the time it took, and N over time."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    windows = story.windows
+    longest = max([w.actual_h or 0 for w in windows] + [w.planned_h[1] for w in windows if w.planned_h] + [0])
+    name, per = _unit(longest * 3600)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), gridspec_kw={"height_ratios": [3, 2]})
+    xs = range(1, len(windows) + 1)
+    for x, w in zip(xs, windows, strict=True):
+        if w.planned_h is not None:
+            lo, hi = (h * 3600 / per for h in w.planned_h)
+            top.plot([x, x], [lo, hi], color="#9aa5b1", linewidth=4, solid_capstyle="butt", zorder=1)
+    colours = {"within": "#2e7d32", "slower": "#c62828", "faster": "#1565c0", "unknown": "#6d6d6d"}
+    for verdict, colour in colours.items():
+        picked = [(x, (w.actual_h or 0) * 3600 / per) for x, w in zip(xs, windows, strict=True)
+                  if w.verdict == verdict and w.actual_h is not None]
+        if picked:
+            top.scatter([p[0] for p in picked], [p[1] for p in picked], s=18, color=colour, zorder=2,
+                        label=f"took ({verdict}: {len(picked)})")
+    top.plot([], [], color="#9aa5b1", linewidth=4, label="planned range")
+    top.set_ylabel(f"window duration ({name})", fontsize=8)
+    top.set_xlabel("windows, in the order they started", fontsize=8)
+    top.set_ylim(bottom=0)
+    top.xaxis.get_major_locator().set_params(integer=True)
+    top.legend(fontsize=7, loc="upper left")
+    top.set_title(f"Planned vs actual per window: {planned_vs_actual(story)}", fontsize=9, loc="left", wrap=True)
+    top.tick_params(labelsize=7)
+
+    span_name, span_per = _unit(story.wall_s)
+    end = story.wall_s / span_per
+    for steps, label, colour, width in ((story.allowed, "N allowed" + (" (autopilot)" if story.autopilot else ""),
+                                         "#d9534f", 2.0),
+                                        (story.running, "windows running", "#4a7ab5", 1.2)):
+        if steps:
+            xs_t = [t / span_per for t, _ in steps] + [end]
+            ys = [n for _, n in steps] + [steps[-1][1]]
+            bottom.step(xs_t, ys, where="post", label=label, color=colour, linewidth=width)
+    bottom.set_ylabel("windows at once", fontsize=8)
+    bottom.set_xlabel(f"time since the first window started ({span_name})", fontsize=8)
+    bottom.set_ylim(bottom=0)
+    bottom.yaxis.get_major_locator().set_params(integer=True)
+    bottom.legend(fontsize=7, loc="best")
+    bottom.set_title(f"N over time: {n_path(story)}", fontsize=9, loc="left")
+    bottom.tick_params(labelsize=7)
+    fig.suptitle(f"Backfill {story.job_id}", fontsize=10)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=90)
+    plt.close(fig)
+    return out.getvalue()

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
 RELEASE_TIMEOUT = timedelta(minutes=2)
 READ_TIMEOUT = timedelta(seconds=30)
 AUTOPILOT_PATCH = "backfill-autopilot"  # the reads and timers of `--parallel auto` (jobs started after it)
+PROGRESS_PATCH = "autopilot-job-progress"  # the autopilot judges the job's progress over wall time
 MIN_START_TO_CLOSE = timedelta(minutes=2)
 FAILED_NAMED = 20  # a failed job's message names this many windows, then counts the rest
 
@@ -83,6 +84,17 @@ def _is_cancel(err: BaseException | None) -> bool:
     return False
 
 
+def _result_fields(result: Any) -> dict[str, Any]:
+    return result if isinstance(result, dict) else dict(vars(result)) if hasattr(result, "__dict__") else {}
+
+
+def _conversations(task: asyncio.Task[Any]) -> int:
+    """A finished window task's count (0 for a cancelled or failed one)."""
+    if task.cancelled() or task.exception() is not None:
+        return 0
+    return int(_result_fields(task.result()).get("conversations", 0) or 0)
+
+
 def _failure_text(err: BaseException) -> str:
     cause: BaseException | None = err
     parts: list[str] = []
@@ -115,6 +127,7 @@ class BackfillJob:
         self.rates: dict[str, float] = {}
         self.next_read = datetime.min.replace(tzinfo=UTC)
         self.changes: list[ParallelChange] = []
+        self.by_progress: bool | None = None  # PROGRESS_PATCH, asked at the first read
 
     @workflow.signal
     def throttle(self, parallel: int) -> None:
@@ -216,7 +229,7 @@ class BackfillJob:
                     key = pending.pop(0)
                     running[key] = asyncio.create_task(self._run_window(inp, specs[key]))
                 if self.auto and not self.draining and workflow.now() >= self.next_read:
-                    await self._steer(inp, list(running), len(pending))
+                    await self._steer(inp, running, len(pending))
         except (asyncio.CancelledError, CancelledError):
             self.state = "cancelling"
             for task in running.values():
@@ -259,11 +272,13 @@ class BackfillJob:
                        parallel=self.parallel, paused=self.paused, autopilot=self.auto,
                        autopilot_changes=list(self.changes))
 
-    async def _steer(self, inp: BackfillJobInput, running: list[str], pending: int) -> None:
+    async def _steer(self, inp: BackfillJobInput, tasks: dict[str, asyncio.Task[Any]], pending: int) -> None:
         """Read the running windows' heartbeats, feed their summed rate to the autopilot, apply its N."""
         assert self.policy is not None and self.pilot is not None
         self.next_read = workflow.now() + timedelta(seconds=self.policy.interval_s)
-        ids = {self.windows[k].workflow_id or "": k for k in running}
+        if self.by_progress is None:
+            self.by_progress = workflow.patched(PROGRESS_PATCH)
+        ids = {self.windows[k].workflow_id or "": k for k in tasks}
         try:
             samples: list[HeartbeatSample] = await workflow.execute_activity(
                 "read_window_heartbeats", HeartbeatsInput(workflow_ids=sorted(ids), done_key=inp.progress_done_key),
@@ -277,8 +292,18 @@ class BackfillJob:
             return  # turned off (or taken over by hand) while reading
         now = workflow.now().timestamp()
         after = {ids[s.workflow_id]: (s.at, s.done) for s in samples if s.at is not None and s.workflow_id in ids}
+        before = self.beats
         self.beats, self.rates = ap.advance(self.beats, self.rates, after)
-        self.pilot = ap.observe(self.pilot, ap.reading(now, len(ids), self.rates))
+        seen = ap.reading(now, len(ids), self.rates)
+        if self.by_progress:
+            # A window that ended during the read counts whole; one between its activity's end and its own
+            # (no heartbeat to read) keeps its last count: the job's count never dips for a read's timing.
+            ended = sum(w.done for w in self.windows.values() if w.state == "done") + sum(
+                _conversations(t) if t.done() else before[k][1] if k not in self.beats and k in before else 0
+                for k, t in tasks.items() if k in ids.values())
+            seen = ap.Reading(now, len(ids), seen.aggregate, done=ap.job_done(now, ended, self.beats, self.rates),
+                              known=seen.running)
+        self.pilot = ap.observe(self.pilot, seen)
         self.pilot, change = ap.decide(self.pilot, self.policy, now, pending)
         if change is not None:
             self.parallel = change.to_n
@@ -324,8 +349,7 @@ class BackfillJob:
             w.last_failure = _failure_text(exc)
             return
         result = task.result()
-        found: dict[str, Any] = result if isinstance(result, dict) else dict(vars(result)) if hasattr(
-            result, "__dict__") else {}
+        found = _result_fields(result)
         w.state = "done"
         w.done = w.total = int(found.get("conversations", w.total) or 0)
         w.region = found.get("region")

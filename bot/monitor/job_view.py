@@ -1,8 +1,10 @@
 """A running job's figures, as the status message shows them: per-window smoothed rates, percent, ETA range.
 
 One place computes them, so the monitor's status message and `/backfill status JOB` show the same
-numbers. The monitor records a progress sample each tick (`record=True`); a status command only reads
-the samples, so asking often does not skew the rates.
+numbers. A running window's ETA range comes from its own recent rates, widened towards the rates its
+customer's past windows ran at (commands/progress.py `window_eta`). The monitor records a progress
+sample each tick (`record=True`); a status command only reads the samples, so asking often does not
+skew the rates.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.backfill.rate_history import past_windows
 from bot.slack import status_blocks
 from bot.slack.messages import Message
 from bot.temporal.models import BackfillProgress, PurgeProgress
+from commands.estimates import learned_rates
 from commands.progress import WindowRate, WindowSnap, eta_range, window_rate
 
 SAMPLES_KEPT_S = 3 * 3600
@@ -57,7 +61,9 @@ class JobViews:
         snaps = snapshots(p)
         running = [s for s in snaps if s.state == "running"]
         samples = self._samples(job_id, running if record else [], now)
-        rates = {s.key: window_rate(samples.get(s.key, []), s.total) for s in snaps if s.state == "running"}
+        history = self._history(sorted({s.customer for s in running}))
+        rates = {s.key: window_rate(samples.get(s.key, []), s.total, history.get(s.customer), s.done)
+                 for s in running}
         if now is not None and self.stall_s is not None:
             for s in running:  # its last rate would promise an ETA it is not keeping
                 if s.heartbeat_at is not None and (now - s.heartbeat_at).total_seconds() >= self.stall_s:
@@ -69,7 +75,7 @@ class JobViews:
         live = [r.rate for r in rates.values() if r.rate]
         rate = sum(live) if live else None
         eta = eta_range(total - done, [rate * 0.8, rate] if rate else [])
-        figures = status_blocks.JobFigures(100 * done / total if total else 0.0, done, total, rate, eta)
+        figures = status_blocks.JobFigures(min(100 * done / total, 100.0) if total else 0.0, done, total, rate, eta)
         return BackfillView(snaps, rates, figures)
 
     def backfill_status(self, job_id: str, requester: str, plan: dict[str, Any], p: BackfillProgress,
@@ -82,6 +88,13 @@ class JobViews:
     @staticmethod
     def purge_status(job_id: str, requester: str, p: PurgeProgress, now: datetime) -> Message:
         return status_blocks.purge_status(job_id, requester, p.state, purge_clusters(p), now, p.stop_reason)
+
+    def _history(self, customers: list[str]) -> dict[str, tuple[float, float]]:
+        """Per customer with enough finished windows kept: the rate range they ran at, per second."""
+        if not customers:
+            return {}
+        learned = learned_rates(past_windows(self.pool, customers))
+        return {c: (lr.throughput.low / 3600, lr.throughput.high / 3600) for c, lr in learned.items()}
 
     def _samples(self, job_id: str, running: list[WindowSnap], now: datetime | None
                  ) -> dict[str, list[tuple[datetime, int]]]:

@@ -10,13 +10,15 @@ What follows a job's end (its progress kept, the optional verification) is `bot.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from bot.backfill.chart import job_chart
 from bot.config import ShepherdConfig
 from bot.errors import ShepherdError
 from bot.jobs.event_log import EventLog
@@ -32,6 +34,7 @@ from bot.slack.notices import ApprovalExpiry, RequesterNotices
 from bot.slack.outbox import Outbox
 from bot.temporal.models import BackfillProgress, PurgeProgress
 from bot.writeups.service import WriteupService
+from commands import job_story
 from commands.progress import FINAL, Event, Policy, WindowSnap, window_events
 
 log = logging.getLogger(__name__)
@@ -63,9 +66,11 @@ class Monitor:
     def __init__(self, pool: Any, jobs: PurgeJobService, outbox: Outbox, config: ShepherdConfig,
                  now: Callable[[], datetime], job_end: JobEnd | None = None, *,
                  notices: RequesterNotices | None = None, expiry: ApprovalExpiry | None = None,
-                 on_change: Callable[[Iterable[str]], None] = lambda users: None) -> None:
+                 on_change: Callable[[Iterable[str]], None] = lambda users: None,
+                 draw: Callable[[job_story.Story], Awaitable[bytes]] | None = None) -> None:
         self.pool, self.jobs, self.outbox, self.config, self.now = pool, jobs, outbox, config, now
         self.notices, self.expiry, self.on_change = notices, expiry, on_change  # DMs to requesters, Home tabs
+        self.draw = draw or (lambda story: asyncio.to_thread(job_chart, story))  # serve: the drawing process
         self.job_end = job_end or JobEnd(pool, outbox, WriteupService(pool, config), None, after_jobs=False)
         self._shown: dict[str, str] = {}  # job -> text last queued for its status message
         self._gate = asyncio.Semaphore(16)
@@ -131,13 +136,17 @@ class Monitor:
         events += [Event(f"autopilot:{p.run}:{c.seq}", c.reason, "autopilot") for c in p.parallel_changes
                    if c.by == "autopilot"]  # each change of N once, with its reason and figures
         events += await self.queues.events(backfill_queues(p, self.config, self.jobs.task_queue), p.run)
+        summary = told = None
         if p.state in FINAL:
             reason = None if p.state == "done" else self._failed_reason(snaps, p.state)
             events.append(Event(f"end:{p.run}", "", "finished"))
-            summary = status_blocks.backfill_summary(job.id, p.state, snaps, reason)
-        else:
-            summary = None
-        return await self._publish(job, status, events, summary, p.state, p)
+            told = job_story.story(job.id, job.plan, snaps, [
+                job_story.NChange(datetime.fromisoformat(c.at), c.from_n, c.to_n, c.by) for c in p.parallel_changes],
+                p.parallel, p.autopilot)
+            summary = status_blocks.backfill_summary(job.id, p.state, snaps, reason, told)
+        # the chart of N over time, for a job whose N moved (by the autopilot, or by hand)
+        charted = told if told is not None and (told.autopilot or p.parallel_changes) else None
+        return await self._publish(job, status, events, summary, p.state, p, charted)
 
     @staticmethod
     def _failed_reason(snaps: list[WindowSnap], state: str) -> str:
@@ -164,7 +173,8 @@ class Monitor:
     # ---- writing -------------------------------------------------------------------------
 
     async def _publish(self, job: Watched, status: Message, events: list[Event], summary: Message | None,
-                       state: str, progress: BackfillProgress | PurgeProgress) -> tuple[int, bool]:
+                       state: str, progress: BackfillProgress | PurgeProgress,
+                       chart: job_story.Story | None = None) -> tuple[int, bool]:
         updated = False
         payload = status.as_kwargs()
         if self._shown.get(job.id) != payload["text"] + str(payload["blocks"]):
@@ -185,12 +195,25 @@ class Monitor:
                 event.text, [section(event.text)])
             await asyncio.to_thread(self.outbox.enqueue, f"event:{job.id}:{event.key}", "chat.postMessage",
                                     msg.as_kwargs(), channel=job.channel, thread_ts=job.ts)
+            if event.kind == "finished" and chart is not None:  # under the summary, before `end:` is recorded
+                await self._upload_chart(job, event.key.partition(":")[2], chart)
             await asyncio.to_thread(self.events.mark, job.id, event.key)
         if state in FINAL and job.db_state not in FINAL:
             await asyncio.to_thread(self._finish, job.id, state)
         if updated or fresh:
             self.on_change([job.requester])
         return len(fresh), updated
+
+    async def _upload_chart(self, job: Watched, run: str, story: job_story.Story) -> None:
+        try:
+            png = await self.draw(story)
+        except Exception:  # a chart is a nicety: the summary stands without it
+            log.exception("monitor: drawing the chart of %s failed", job.id)
+            return
+        payload = {"content_b64": base64.b64encode(png).decode(), "filename": f"{job.id}-run{run}.png",
+                   "title": f"{job.id}: planned vs actual per window, N over time"}
+        await asyncio.to_thread(self.outbox.enqueue, f"event:{job.id}:chart:{run}", "files_upload_v2", payload,
+                                channel=job.channel, thread_ts=job.ts)
 
     # ---- Postgres ------------------------------------------------------------------------
 

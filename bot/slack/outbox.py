@@ -23,7 +23,10 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral", "files_upload_v2")
+# files_upload_v2 (slack_sdk's helper: three Web API calls) puts a file in a channel or thread: its bytes
+# base64 in the payload as `content_b64`, with `filename` and `title`. It joins its thread's lane, so it
+# lands after what was queued there before.
 
 
 @dataclass(frozen=True)

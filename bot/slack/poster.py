@@ -32,6 +32,7 @@ one outbox would each send the same due rows.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import random
@@ -80,7 +81,14 @@ class SlackPoster:
             "chat.postMessage": client.chat_postMessage,
             "chat.update": client.chat_update,
             "chat.postEphemeral": client.chat_postEphemeral,
+            "files_upload_v2": self._upload,
         }
+
+    async def _upload(self, *, channel: str, content_b64: str, filename: str, title: str,
+                      thread_ts: str | None = None) -> Any:
+        """files_upload_v2 rows: the three calls of files_upload_v2 (upload URL, the bytes, complete)."""
+        return await self.client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=filename,
+                                                 title=title, content=base64.b64decode(content_b64))
 
     async def run(self, stop: asyncio.Event, poll_s: float = 0.2) -> None:
         """Deliver until `stop` is set; the calls in flight when it is set are finished and recorded."""

@@ -10,6 +10,7 @@ from statistics import median
 from bot.slack.job_blocks import bar
 from bot.slack.messages import Message, actions, button, context, fields, header, section, table_sections
 from commands import render
+from commands.job_story import Story, n_path, planned_vs_actual
 from commands.progress import WindowRate, WindowSnap, duration
 
 
@@ -77,7 +78,8 @@ def purge_status(job_id: str, requester: str, state: str, clusters: dict[str, tu
     return Message(f"Purge {job_id}: {state}", blocks)
 
 
-def backfill_summary(job_id: str, state: str, windows: Sequence[WindowSnap], reason: str | None) -> Message:
+def backfill_summary(job_id: str, state: str, windows: Sequence[WindowSnap], reason: str | None,
+                     story: Story | None = None) -> Message:
     took = [(w.finished - w.started).total_seconds() for w in windows if w.finished and w.started]
     done = [w for w in windows if w.state == "done"]
     customers = sorted({w.customer for w in windows})
@@ -102,6 +104,8 @@ def backfill_summary(job_id: str, state: str, windows: Sequence[WindowSnap], rea
             ("Retries", str(retries)),
             ("Throughput", f"{rows_total / wall:,.1f}/s over {duration(wall)}" if wall else "-"),
             *([("Workers", workers)] if (workers := worker_counts(done)) else []),
+            *([("Planned vs actual", planned_vs_actual(story)),
+               ("Parallelism", n_path(story) + (" (autopilot)" if story.autopilot else ""))] if story else []),
         ]),
         *table_sections(lines),
     ]

@@ -85,9 +85,24 @@ async def test_auto_finds_the_contended_resources_best_n_and_tells_the_thread(te
         monitor, poster = rig.monitor(), rig.poster()
         await drive(monitor, poster, done, every=0.3, limit=150)
         await drive(monitor, poster, done)  # one more tick: what happened since the last one is posted
+
+        async def charted() -> bool:
+            return any(m.files for m in rig.emu.thread("C_OPS", ts))
+        await drive(monitor, poster, charted, every=0.2, limit=30)
         await flush(rig, poster)
         final = await rig.jobs.progress(job)
         status = str(rig.emu.message("C_OPS", ts).blocks)
+        # the story of N in a PNG, uploaded once in the thread under the summary
+        replies = rig.emu.thread("C_OPS", ts)
+        charts = [(i, f) for i, m in enumerate(replies) for f in m.files]
+        summary_at = next(i for i, m in enumerate(replies) if m.text.startswith(f":white_check_mark: Backfill {job}"))
+        png = rig.emu.file_bytes(charts[0][1]["id"]) if charts else b""
+    assert len(charts) == 1 and charts[0][0] > summary_at, [(m.text, m.files) for m in replies]
+    assert charts[0][1]["title"] == f"{job}: planned vs actual per window, N over time"
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    summary = str(replies[summary_at].blocks)
+    assert "*Parallelism*\\n2 -> 3 -> 5" in summary and "(autopilot)" in summary, summary
+    assert "windows within their estimate" in summary, summary
     assert f"{final.parallel} at once (autopilot)" in status, status
     changes = [c for c in final.parallel_changes if c.by == "autopilot"]
     path = [(c.from_n, c.to_n) for c in changes]
@@ -148,6 +163,10 @@ async def test_auto_goes_on_after_the_job_continues_as_new(temporal_env: Any, ma
         monitor, poster = rig.monitor(), rig.poster()
         await drive(monitor, poster, done, every=0.3, limit=150)
         await drive(monitor, poster, done)  # one more tick: what happened since the last one is posted
+
+        async def charted() -> bool:
+            return any(m.files for m in rig.emu.thread("C_OPS", ts))
+        await drive(monitor, poster, charted, every=0.2, limit=30)
         await flush(rig, poster)
         final = await rig.jobs.progress(job)
         assert (await handle.describe()).run_id != first_run, "the job continued as new"

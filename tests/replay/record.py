@@ -307,6 +307,19 @@ class Recorder:
                         events=["MarkerRecorded", "TimerFired", "ActivityTaskCompleted",
                                 "WorkflowExecutionUpdateAccepted", "WorkflowExecutionCompleted"], signals=["throttle"])
 
+    async def autopilot_steers(self) -> None:
+        """`--parallel auto` changing N: reads judged by the job's progress over wall time, done."""
+        await self.ensure_worker()
+        jobs = self.jobs(autopilot={"interval_s": 0.3, "hold_s": 1.0, "settle_s": 0.0})
+        job = new_job_id("backfill")
+        await jobs.start_backfill(self.backfill_plan("hilton", "chat-prod", 0, 48, 2), job, "U_ALICE", autopilot=True)
+        done = await self.until("the job done", lambda: self._ended(jobs, job))
+        assert done.state == "done" and any(c.by == "autopilot" for c in done.parallel_changes), done
+        await self.save("backfill_job_autopilot_by_progress", job_workflow_id("backfill", job), None,
+                        "BackfillJob with --parallel auto changing N, judged by the job's progress over wall time "
+                        "(patch autopilot-job-progress), done",
+                        events=["MarkerRecorded", "TimerFired", "ActivityTaskCompleted", "WorkflowExecutionCompleted"])
+
     async def continue_as_new(self) -> None:
         """A job whose history passes `continue_after_events` (20 here, 10,000 by default): it lets its
         running windows end and continues as new carrying what is done; the last run finishes the rest."""
@@ -429,7 +442,7 @@ class Recorder:
 
 
 PATHS = ("crash_resume_and_failed_window", "control", "cancel", "purge_done_and_drift", "purge_pause_cancel",
-         "purge_key_ranges", "continue_as_new", "cluster_queues", "autopilot")
+         "purge_key_ranges", "continue_as_new", "cluster_queues", "autopilot", "autopilot_steers")
 
 
 async def record(out: Path, paths: list[str]) -> None:

@@ -129,3 +129,75 @@ def test_window_rates_from_heartbeats() -> None:
     beats, rates = ap.advance(before, {"b": 500.0, "gone": 9.0}, after)
     assert rates == {"a": 60_000.0, "b": 500.0}  # b's heartbeat did not move: its last rate stands
     assert beats == {"a": (160.0, 2_000), "b": (100.0, 0), "c": (170.0, 50)}
+
+
+def goodput(curve: Curve, n: int, window: float, gap_s: float) -> float:
+    """The job's progress over wall time (per hour) at N when each window waits `gap_s` to start (a child
+    workflow and its activity being scheduled), time its heartbeats never show."""
+    per_window = curve.aggregate(n) / n
+    return n * window / (window / per_window * 3600 + gap_s) * 3600
+
+
+def simulate_progress(curve: Curve, policy: ap.Policy, ticks: int, window: float, gap_s: float) -> Run:
+    """As `simulate`, with the readings carrying the job's done count: it grows at the goodput of the N
+    running while the heartbeats' summed rate is the resource's aggregate."""
+    state = ap.start(policy, 0.0)
+    out = Run([], [], [])
+    done = 0.0
+    for i in range(1, ticks + 1):
+        now = i * policy.interval_s
+        running = state.n
+        done += goodput(curve, running, window, gap_s) * policy.interval_s / 3600
+        state = ap.observe(state, ap.Reading(at=now, running=running, aggregate=curve.aggregate(running), done=done))
+        state, change = ap.decide(state, policy, now, 10_000)
+        if change is not None:
+            out.changes.append(change)
+        out.ns.append((now, state.n))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(curves, st.floats(1_000, 1_000_000), st.floats(0, 3_600))
+def test_judged_by_progress_it_converges_near_the_best_progress_start_gaps_included(
+        curve: Curve, window: float, gap_s: float) -> None:
+    run = simulate_progress(curve, POLICY, 2_000, window, gap_s)
+    assert not run.changes or run.changes[-1].at < 1_000 * POLICY.interval_s, "still changing N in the second half"
+    best = max(goodput(curve, n, window, gap_s) for n in range(POLICY.floor, POLICY.maximum + 1))
+    assert goodput(curve, run.ns[-1][1], window, gap_s) >= best / (1 + POLICY.min_gain) ** 2
+
+
+def test_start_gaps_make_more_windows_pay_and_progress_sees_it_where_rates_do_not() -> None:
+    # the resource's knee is 4 (3% less a window past it); a window copies 3,000 in 30 s at the knee, and
+    # waits 30 s to start
+    curve, window, gap_s = Curve(per_window=360_000, knee=4, decay=0.97), 3_000.0, 30.0
+    by_rates = simulate(curve, POLICY, ticks=300)
+    by_progress = simulate_progress(curve, POLICY, 300, window, gap_s)
+    assert by_rates.ns[-1][1] == 4
+    assert by_progress.ns[-1][1] > 4
+    assert goodput(curve, by_progress.ns[-1][1], window, gap_s) > 1.15 * goodput(curve, 4, window, gap_s)
+
+
+def test_the_jobs_done_count_carries_heartbeats_forward_and_its_rate_spans_the_readings() -> None:
+    beats = {"a": (100.0, 1_000), "b": (110.0, 500)}
+    assert ap.job_done(120.0, 4_000, beats, {"a": 36_000.0}) == 4_000 + 1_000 + 200 + 500  # b: no rate yet
+    readings = [ap.Reading(0.0, 4, 1.0, done=0.0), ap.Reading(30.0, 4, 1.0, done=50.0),
+                ap.Reading(60.0, 4, 1.0, done=600.0)]
+    assert ap.progress_rate(readings) == 36_000.0  # first to last, not a median of steps
+    assert ap.progress_rate([*readings, ap.Reading(90.0, 4, 1.0)]) is None  # a reading without the count
+
+
+def test_judged_by_progress_a_dip_in_progress_alone_is_no_contention_a_collapse_of_the_windows_rates_is() -> None:
+    settled = ap.State(n=8, since=0.0, phase=ap.SETTLED, settled_at=8 * 40_000, best_per_window=40_000,
+                       measured=((8, 8 * 40_000),))
+
+    def judged(window_rate: float) -> ap.Change | None:
+        state = settled
+        for t, done in ((200.0, 0.0), (300.0, 2_000.0), (400.0, 4_000.0)):  # 72,000/h: well down
+            state = ap.observe(state, ap.Reading(at=t, running=8, aggregate=8 * window_rate, done=done, known=8))
+        return ap.decide(state, POLICY, 700.0, pending=20)[1]
+
+    assert judged(38_000) is None  # the windows copy at their best: the job's slower progress is not contention
+    cut = judged(12_000)
+    assert cut is not None and (cut.from_n, cut.to_n) == (8, 4)
+    assert cut.reason.startswith("contention: aggregate 72,000/h at N=8 (9,000/h per window), down from 320,000/h;"
+                                 " the per-window rate (12,000/h) fell below 50%")
