@@ -85,6 +85,28 @@ class _Selects:
                 "appeal": self.appeal}
 
 
+class _Batcher:
+    """One table's COPY rows on their way to the pipeline: a batch goes each `batch_rows` rows, across
+    days; `flush` hands on the rest."""
+
+    def __init__(self, pipe: InsertPipeline, insert: Callable[[bytes], int], batch_rows: int, on_batch: Then) -> None:
+        self.pipe, self.insert, self.batch_rows, self.on_batch = pipe, insert, batch_rows, on_batch
+        self.buffer, self.lines = bytearray(), 0
+
+    def read(self, conn: Any, query: sql.Composed, params: dict[str, Any]) -> None:
+        with conn.cursor().copy(query, params) as copy:
+            for block in copy:
+                self.buffer += block
+                self.lines += 1  # libpq hands over COPY data one whole row at a time
+                if self.lines >= self.batch_rows:
+                    self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            batch, self.buffer, self.lines = bytes(self.buffer), bytearray(), 0
+            self.pipe.submit(partial(self.insert, batch), self.on_batch)
+
+
 class Reindexer:
     def __init__(self, config: ShepherdConfig, source: Any, ch: ClickHouse, *, batch_rows: int | None = None,
                  delete_mode: str = DELETE_MODE, shield: Shield = nullcontext) -> None:
@@ -113,30 +135,8 @@ class Reindexer:
                 self.ch.command(f"ALTER TABLE {name} DELETE{where} SETTINGS mutations_sync = 2",
                                 {"c": customer, "lo": first, "hi": end})
 
-    def _copy_day(self, conn: Any, pipe: InsertPipeline, customer: str, day: date, on_cards: Then,
-                  on_scores: Then) -> None:
-        """Queue the day's non-appeal scorecards and their scores behind whatever is in `pipe`."""
-        params = self.selects.params(customer, day, day)
-        target = self.config.target
-        self._stream(conn, pipe, self.selects.cards, params, target.scorecards, CARD_COLUMNS, on_cards)
-        self._stream(conn, pipe, self.selects.scores, params, target.scores, SCORE_COLUMNS, on_scores)
-
-    def _stream(self, conn: Any, pipe: InsertPipeline, query: sql.Composed, params: dict[str, Any], table: str,
-                columns: Sequence[str], on_batch: Then) -> None:
-        """COPY out of Postgres in batches of `batch_rows`, each handed to `pipe` (inserted behind the read)."""
-        buffer, lines = bytearray(), 0
-        with conn.cursor().copy(query, params) as copy:
-            for block in copy:
-                buffer += block
-                lines += 1  # libpq hands over COPY data one whole row at a time
-                if lines >= self.batch_rows:
-                    cut = buffer.rfind(b"\n") + 1
-                    batch = bytes(buffer[:cut])
-                    del buffer[:cut]
-                    lines = 0
-                    pipe.submit(partial(self.ch.insert_csv, table, columns, batch), on_batch)
-        if buffer:
-            pipe.submit(partial(self.ch.insert_csv, table, columns, bytes(buffer)), on_batch)
+    def _batcher(self, pipe: InsertPipeline, table: str, columns: Sequence[str], on_batch: Then) -> _Batcher:
+        return _Batcher(pipe, partial(self.ch.insert_csv, table, columns), self.batch_rows, on_batch)
 
     def run(self, customer: str, start: date, end: date, *, resume_day: date | None = None, done_before: int = 0,
             total: int | None = None, on_progress: ProgressFn | None = None) -> Progress:
@@ -172,12 +172,24 @@ class Reindexer:
                     on_progress(progress)
             return then
 
+        target, days = self.config.target, list[date]()
         with self.source.connection() as conn, InsertPipeline(INSERT_AHEAD, self.shield) as pipe:
-            pipe.submit(partial(self.delete_from, customer, first, end))  # the first day is read meanwhile
+            pipe.submit(partial(self.delete_from, customer, first, end))  # the first days are read meanwhile
+            batchers = (self._batcher(pipe, target.scorecards, CARD_COLUMNS, cards),
+                        self._batcher(pipe, target.scores, SCORE_COLUMNS, scores))
             day = first
             while day <= end:
-                self._copy_day(conn, pipe, customer, day, cards, scores)
-                pipe.mark(day_done(day))
+                params = self.selects.params(customer, day, day)
+                for batcher, query in zip(batchers, (self.selects.cards, self.selects.scores), strict=True):
+                    batcher.read(conn, query, params)
+                days.append(day)
+                # Small days share batches: a day counts as done once both tables' rows of it are handed on.
+                if day == end or pause or sum(b.lines for b in batchers) >= self.batch_rows:
+                    for batcher in batchers:
+                        batcher.flush()
+                    for d in days:
+                        pipe.mark(day_done(d))
+                    days.clear()
                 day += timedelta(days=1)
                 if day <= end and pause:
                     pipe.drain()

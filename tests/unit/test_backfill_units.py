@@ -168,8 +168,9 @@ def stream(rows: int, batch_rows: int, fail_at: int | None = None,
     reported: list[int] = []
     r = Reindexer(CONFIG, None, ch, batch_rows=batch_rows)
     with InsertPipeline(1) as pipe:
-        r._stream(FakeConn(FakeCopy(rows, fail_at)), pipe, r.selects.cards, {}, "scorecards", ["a"],
-                  reported.append)
+        batcher = r._batcher(pipe, "scorecards", ["a"], reported.append)
+        batcher.read(FakeConn(FakeCopy(rows, fail_at)), r.selects.cards, {})
+        batcher.flush()
     return ch, reported, sum(reported)
 
 
