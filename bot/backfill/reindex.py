@@ -5,7 +5,9 @@ Day by day: the day's non-appeal scorecards and their scores are streamed out of
 rows (no Python object per row). The customer's rows from the resume day to the window's end are
 first deleted from both ClickHouse tables, so a re-run of any day never doubles rows. The delete and
 the inserts run in order on one thread while the reads go on up to INSERT_AHEAD batches ahead (the
-first days are read during the delete); memory is bounded by batches, never by the window.
+first days are read during the delete); memory is bounded by batches, never by the window. Small
+days share a batch (a day counts as done, for progress and resuming, once both tables' rows of it
+have been inserted), so a window of small days makes few large inserts rather than two per day.
 `on_progress` is called as each batch's insert and each day finish; the Temporal activity turns it
 into heartbeats.
 
