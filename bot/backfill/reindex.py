@@ -2,10 +2,14 @@
 
 Day by day: the day's non-appeal scorecards and their scores are streamed out of Postgres with
 `COPY (SELECT ...) TO STDOUT (FORMAT csv)` and into ClickHouse as CSV inserts of `batch_rows`
-rows (no Python object per row); the insert of one batch overlaps the read of the next. Before
-copying, the customer's rows from the resume day to the window's end are deleted from both
-ClickHouse tables, so a re-run of any day never doubles rows. `on_progress` is called after each
-batch and each day; the Temporal activity turns it into heartbeats.
+rows (no Python object per row). The customer's rows from the resume day to the window's end are
+first deleted from both ClickHouse tables, so a re-run of any day never doubles rows. The delete and
+the inserts run in order on one thread while the reads go on up to INSERT_AHEAD batches ahead (the
+first days are read during the delete); memory is bounded by batches, never by the window. Small
+days share a batch (a day counts as done, for progress and resuming, once both tables' rows of it
+have been inserted), so a window of small days makes few large inserts rather than two per day.
+`on_progress` is called as each batch's insert and each day finish; the Temporal activity turns it
+into heartbeats.
 
 `raw_copy` is the plain pipeline (one COPY per table, sequential inserts) the benchmark compares
 a window against.
@@ -15,10 +19,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 from psycopg import sql
@@ -26,6 +30,7 @@ from psycopg import sql
 from bot.adapters.ports import ClickHouse
 from bot.adapters.postgres import utc_midnight
 from bot.adapters.sql import ch_table
+from bot.backfill.insert_pipeline import InsertPipeline, Then
 from bot.config import ShepherdConfig
 
 CARD_COLUMNS = ["customer_id", "day", "scorecard_id", "conversation_id", "scorecard_type", "created_at"]
@@ -35,6 +40,9 @@ SCORE_COLUMNS = ["customer_id", "day", "scorecard_id", "criterion_id", "value"]
 # lightweight DELETE FROM 1.6 s; 5 days, 1.1-1.7 s vs 1.0-2.5 s. Same order of cost (once per
 # attempt, not per day); a mutation leaves no masked rows behind, so: mutation.
 DELETE_MODE = "mutation"
+# Batches read ahead of the inserts: memory holds at most INSERT_AHEAD + 1 batches, whatever the window.
+# Enough to read on through the window's delete (about a second) at ~150K rows/s in 50K-row batches.
+INSERT_AHEAD = 3
 
 
 @dataclass
@@ -79,6 +87,28 @@ class _Selects:
                 "appeal": self.appeal}
 
 
+class _Batcher:
+    """One table's COPY rows on their way to the pipeline: a batch goes each `batch_rows` rows, across
+    days; `flush` hands on the rest."""
+
+    def __init__(self, pipe: InsertPipeline, insert: Callable[[bytes], int], batch_rows: int, on_batch: Then) -> None:
+        self.pipe, self.insert, self.batch_rows, self.on_batch = pipe, insert, batch_rows, on_batch
+        self.buffer, self.lines = bytearray(), 0
+
+    def read(self, conn: Any, query: sql.Composed, params: dict[str, Any]) -> None:
+        with conn.cursor().copy(query, params) as copy:
+            for block in copy:
+                self.buffer += block
+                self.lines += 1  # libpq hands over COPY data one whole row at a time
+                if self.lines >= self.batch_rows:
+                    self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            batch, self.buffer, self.lines = bytes(self.buffer), bytearray(), 0
+            self.pipe.submit(partial(self.insert, batch), self.on_batch)
+
+
 class Reindexer:
     def __init__(self, config: ShepherdConfig, source: Any, ch: ClickHouse, *, batch_rows: int | None = None,
                  delete_mode: str = DELETE_MODE, shield: Shield = nullcontext) -> None:
@@ -107,59 +137,16 @@ class Reindexer:
                 self.ch.command(f"ALTER TABLE {name} DELETE{where} SETTINGS mutations_sync = 2",
                                 {"c": customer, "lo": first, "hi": end})
 
-    def copy_days(self, customer: str, first: date, last: date,
-                  on_cards: Callable[[int], None] | None = None) -> tuple[int, int]:
-        """Copy [first, last]'s non-appeal scorecards and their scores; returns (scorecards, scores)."""
-        params = self.selects.params(customer, first, last)
-        target = self.config.target
-        with self.source.connection() as conn, ThreadPoolExecutor(1, thread_name_prefix="ch-insert") as pool:
-            cards = self._stream(conn, pool, self.selects.cards, params, target.scorecards, CARD_COLUMNS, on_cards)
-            scores = self._stream(conn, pool, self.selects.scores, params, target.scores, SCORE_COLUMNS, None)
-        return cards, scores
-
-    def _stream(self, conn: Any, pool: ThreadPoolExecutor, query: sql.Composed, params: dict[str, Any], table: str,
-                columns: Sequence[str], on_batch: Callable[[int], None] | None) -> int:
-        """COPY out of Postgres in batches of `batch_rows`; each batch's insert overlaps the next read."""
-        written = 0
-        inflight: Future[int] | None = None
-
-        def settle() -> None:
-            nonlocal written, inflight
-            if inflight is not None:
-                n, inflight = inflight.result(), None
-                written += n
-                if on_batch is not None:
-                    on_batch(n)
-
-        buffer, lines = bytearray(), 0
-        try:
-            with conn.cursor().copy(query, params) as copy:
-                for block in copy:
-                    buffer += block
-                    lines += 1  # libpq hands over COPY data one whole row at a time
-                    if lines >= self.batch_rows:
-                        cut = buffer.rfind(b"\n") + 1
-                        batch = bytes(buffer[:cut])
-                        del buffer[:cut]
-                        lines = 0
-                        settle()
-                        inflight = pool.submit(self.ch.insert_csv, table, columns, batch)
-            settle()
-            if buffer:
-                inflight = pool.submit(self.ch.insert_csv, table, columns, bytes(buffer))
-                settle()
-        finally:
-            if inflight is not None:  # cancelled or failed mid-stream: never leave an insert running
-                with self.shield():
-                    inflight.exception()
-        return written
+    def _batcher(self, pipe: InsertPipeline, table: str, columns: Sequence[str], on_batch: Then) -> _Batcher:
+        return _Batcher(pipe, partial(self.ch.insert_csv, table, columns), self.batch_rows, on_batch)
 
     def run(self, customer: str, start: date, end: date, *, resume_day: date | None = None, done_before: int = 0,
             total: int | None = None, on_progress: ProgressFn | None = None) -> Progress:
         """Reindex [start, end] from `resume_day` (default: start).
 
         `done_before` is how many conversations earlier attempts finished before `resume_day` (from
-        their heartbeat); `total` is the window's count when the caller already has it.
+        their heartbeat); `total` is the window's count when the caller already has it. The delete and
+        the inserts run in order behind the reads (`InsertPipeline`); progress moves as they finish.
         """
         first = max(resume_day or start, start)
         if total is None:
@@ -168,27 +155,47 @@ class Reindexer:
         progress.done_before_day = progress.done
         if first > end:
             return progress
-        self.delete_from(customer, first, end)
         pause = self.config.backfill.pause_between_days_s
-        day = first
-        while day <= end:
-            progress.day, progress.done_before_day = day, progress.done
 
-            def batch(n: int) -> None:
-                progress.done += n
-                progress.scorecards += n
-                if on_progress is not None:
-                    on_progress(progress)
-
-            _, n_scores = self.copy_days(customer, day, day, batch)
-            progress.scores += n_scores
-            if day < end:  # resume after the finished day; the last day stays the resume point
-                progress.day, progress.done_before_day = day + timedelta(days=1), progress.done
+        def cards(n: int) -> None:
+            progress.done += n
+            progress.scorecards += n
             if on_progress is not None:
                 on_progress(progress)
-            day += timedelta(days=1)
-            if day <= end and pause:
-                time.sleep(pause)
+
+        def scores(n: int) -> None:
+            progress.scores += n
+
+        def day_done(day: date) -> Then:
+            def then(_: Any) -> None:
+                if day < end:  # resume after the finished day; the last day stays the resume point
+                    progress.day, progress.done_before_day = day + timedelta(days=1), progress.done
+                if on_progress is not None:
+                    on_progress(progress)
+            return then
+
+        target, days = self.config.target, list[date]()
+        with self.source.connection() as conn, InsertPipeline(INSERT_AHEAD, self.shield) as pipe:
+            pipe.submit(partial(self.delete_from, customer, first, end))  # the first days are read meanwhile
+            batchers = (self._batcher(pipe, target.scorecards, CARD_COLUMNS, cards),
+                        self._batcher(pipe, target.scores, SCORE_COLUMNS, scores))
+            day = first
+            while day <= end:
+                params = self.selects.params(customer, day, day)
+                for batcher, query in zip(batchers, (self.selects.cards, self.selects.scores), strict=True):
+                    batcher.read(conn, query, params)
+                days.append(day)
+                # Small days share batches: a day counts as done once both tables' rows of it are handed on.
+                if day == end or pause or sum(b.lines for b in batchers) >= self.batch_rows:
+                    for batcher in batchers:
+                        batcher.flush()
+                    for d in days:
+                        pipe.mark(day_done(d))
+                    days.clear()
+                day += timedelta(days=1)
+                if day <= end and pause:
+                    pipe.drain()
+                    time.sleep(pause)
         return progress
 
 

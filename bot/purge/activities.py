@@ -4,7 +4,9 @@ Every delete carries a tag unique to its chunk (`shepherd:{job}:{cluster}:{index
 parameter in a tautology `{tag:String} != ''`); ClickHouse keeps it in `system.mutations.command`.
 So any attempt finds the mutation an earlier attempt issued, even one killed before it could
 heartbeat the mutation's id, and follows it instead of issuing another: a chunk's delete is issued
-once. Both strategies are asynchronous mutations (`ALTER TABLE ... DELETE` with
+once. The queue check (`max_unfinished_mutations`, read from `system.mutations`) and the issue take
+one turn of a fleet-wide lock per cluster table (`issue_lock.py`), so the cap holds however many
+workers issue at once. Both strategies are asynchronous mutations (`ALTER TABLE ... DELETE` with
 `mutations_sync = 0`, `DELETE FROM` with `lightweight_deletes_sync = 0`), polled while heartbeating.
 A cancel requested by the workflow kills the chunk's own mutation; a worker shutdown or a timed-out
 attempt leaves it running for the next attempt to follow.
@@ -24,6 +26,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from bot.adapters.ports import ClickHouse
+from bot.purge.issue_lock import issue_turn
 from bot.purge.target import Target, chunk_target
 from bot.temporal.deps import ActivityDeps
 from bot.temporal.drain import hand_back_if_stopping
@@ -37,6 +40,7 @@ POLL_EARLY, POLL_STEP, POLL_MIN_S, POLL_GROWTH, POLL_MAX_S = 0.6, 0.1, 0.01, 1.5
 EXPECTED_FIRST_S = 0.1
 _recent: dict[tuple[str, str], float] = {}  # (database, table) -> recent mutation seconds, this process
 QUEUE_POLL_S = 1.0  # while other mutations fill the table's queue
+TURN_POLL_S = 0.05  # while another issuer holds the table's turn (one ALTER and one lookup long)
 RECOUNT_EVERY_S = 10.0  # while a long mutation runs, recount its rows this often for `rows_deleted`
 FIND_TRIES = 20
 
@@ -108,9 +112,7 @@ class PurgeActivities:
                 if live == 0:
                     return ChunkResult(c.index, 0, None, round(time.monotonic() - began, 3), found.region,
                                        self.deps.worker_identity)
-                if unfinished > inp.max_unfinished_mutations:
-                    unfinished = self._wait_for_queue(target, inp, beat)
-                target.issue(inp.strategy)
+                unfinished = self._issue_when_queue_allows(target, inp, beat)
                 mutation_id, ahead = None, unfinished  # found by its tag at the first poll
             else:
                 mutation_id, ahead = mine[0], 0
@@ -125,18 +127,35 @@ class PurgeActivities:
         if self.deps.on_unfinished_mutations is not None:
             self.deps.on_unfinished_mutations(inp.cluster, inp.chunk.table, count)
 
-    def _wait_for_queue(self, target: Target, inp: ChunkInput, beat: dict[str, Any]) -> int:
-        """No new mutation while the table has more than `max_unfinished_mutations` unfinished."""
+    def _issue_when_queue_allows(self, target: Target, inp: ChunkInput, beat: dict[str, Any]) -> int:
+        """Issue the delete once the table has at most `max_unfinished_mutations` unfinished; returns how
+        many were. The count and the issue are one turn of the fleet-wide issue lock, so two workers never
+        both issue on the same reading."""
         while True:
-            unfinished = target.unfinished()
-            self._seen_unfinished(inp, unfinished)
-            if unfinished <= inp.max_unfinished_mutations:
-                return unfinished
-            activity.heartbeat({**beat, "waiting_for_queue": unfinished})
-            activity.wait_for_cancelled_sync(QUEUE_POLL_S)
+            unfinished: int | None = None
+            with issue_turn(self.deps.state, inp.cluster, target.qualified) as mine:
+                if mine:
+                    unfinished = target.unfinished()
+                    self._seen_unfinished(inp, unfinished)
+                    if unfinished <= inp.max_unfinished_mutations:
+                        target.issue(inp.strategy)
+                        self._until_listed(target)
+                        return unfinished
+            if unfinished is not None:
+                activity.heartbeat({**beat, "waiting_for_queue": unfinished})
+            activity.wait_for_cancelled_sync(QUEUE_POLL_S if unfinished is not None else TURN_POLL_S)
             hand_back_if_stopping(f"chunk {inp.chunk.index} of {inp.cluster} before its delete")
             if activity.is_cancelled():
                 raise _cancelled(target, None)
+
+    @staticmethod
+    def _until_listed(target: Target) -> None:
+        """Hold the turn until the new mutation is in system.mutations (a replicated table lists it a
+        moment after the ALTER returns), so the next reader counts it."""
+        for _ in range(FIND_TRIES):
+            if target.find() is not None:
+                return
+            time.sleep(0.05)
 
     def _wait_for(self, target: Target, mutation_id: str | None, live: int,
                   beat: dict[str, Any], ahead: int = 0) -> tuple[str, int]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot.backfill.activities import last_heartbeat, resume_point
+from bot.backfill.insert_pipeline import InsertPipeline
 from bot.backfill.reindex import Reindexer
 from bot.backfill.service import check_backfill_plan, window_specs
 from bot.backfill.workflows import BackfillJob, start_to_close, window_workflow_id
@@ -163,15 +164,14 @@ class SlowClickHouse:
 
 def stream(rows: int, batch_rows: int, fail_at: int | None = None,
            ch: SlowClickHouse | None = None) -> tuple[SlowClickHouse, list[int], int]:
-    from concurrent.futures import ThreadPoolExecutor
-
     ch = ch or SlowClickHouse()
     reported: list[int] = []
     r = Reindexer(CONFIG, None, ch, batch_rows=batch_rows)
-    with ThreadPoolExecutor(1) as pool:
-        n = r._stream(FakeConn(FakeCopy(rows, fail_at)), pool, r.selects.cards, {}, "scorecards", ["a"],
-                      reported.append)
-    return ch, reported, n
+    with InsertPipeline(1) as pipe:
+        batcher = r._batcher(pipe, "scorecards", ["a"], reported.append)
+        batcher.read(FakeConn(FakeCopy(rows, fail_at)), r.selects.cards, {})
+        batcher.flush()
+    return ch, reported, sum(reported)
 
 
 def test_stream_inserts_batches_of_batch_rows_one_at_a_time() -> None:
