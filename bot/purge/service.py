@@ -47,6 +47,7 @@ class PurgeJobService(JobService):
             strategy=policy.strategy, max_unfinished_mutations=policy.max_unfinished_mutations,
             drift_tolerance=policy.drift_tolerance, heartbeat_timeout_s=self.heartbeat_timeout_s,
             max_attempts=self.config.backfill.max_attempts,
+            continue_after_events=self.config.backfill.continue_after_events,
         )
         inp.task_queues = {name: queue for name in inp.clusters if (queue := self.config.cluster_queue(name))}
         workflow_id = job_workflow_id("purge", job_id)

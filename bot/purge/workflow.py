@@ -12,6 +12,7 @@ mutations, and the job ends cancelled. Locks are released however it ends.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 from temporalio import workflow
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ChunkResult,
         ChunkSpec,
         ChunkState,
+        PurgeCarried,
         PurgeInput,
         PurgeProgress,
         ReleaseLocksInput,
@@ -37,6 +39,7 @@ def _blocks(running: ChunkSpec, spec: ChunkSpec) -> bool:
 
 
 PIPELINE_PATCH = "purge-key-range-chunks"
+CONTINUE_PATCH = "purge-continue-as-new"
 
 
 def _holds_back(specs: list[ChunkSpec], running: set[int], k: int) -> bool:
@@ -65,6 +68,8 @@ class Purge:
         self.cancelling = False
         self.chunks: dict[str, list[ChunkState]] = {}
         self.pipelined = False
+        self.draining = False  # a long history: start no more chunks, continue as new once the running end
+        self.runs = 1
 
     @workflow.signal
     def pause(self) -> None:
@@ -78,7 +83,7 @@ class Purge:
     def progress(self) -> PurgeProgress:
         state = "paused" if self.paused and self.state == "running" else self.state
         return PurgeProgress(job_id=self.job_id, state=state, paused=self.paused, stop_reason=self.stop_reason,
-                             clusters=self.chunks)
+                             clusters=self.chunks, runs=self.runs)
 
     @workflow.run
     async def run(self, inp: PurgeInput) -> PurgeProgress:
@@ -91,6 +96,8 @@ class Purge:
                                  rows=c.rows) for c in specs]
             for cluster, specs in inp.clusters.items()
         }
+        if inp.carried is not None:
+            self._carry_in(inp.carried)
         tasks = [asyncio.create_task(self._chain(inp, cluster, specs)) for cluster, specs in inp.clusters.items()]
         try:
             await workflow.wait_condition(lambda: all(t.done() for t in tasks))
@@ -105,6 +112,9 @@ class Purge:
             self._mark_rest("cancelled")
             await self._release(inp)
             raise
+        if self.draining and self.stop_reason is None and not any(t.exception() for t in tasks) and any(
+                s.state == "pending" for states in self.chunks.values() for s in states):
+            workflow.continue_as_new(self._next_run(inp))  # the locks stay held: the job goes on
         await self._release(inp)
         for task in tasks:
             task.result()  # a bug in a chain surfaces here (chunk failures are recorded, not raised)
@@ -118,7 +128,7 @@ class Purge:
         running: dict[int, asyncio.Task[None]] = {}
 
         def may_start(k: int, spec: ChunkSpec) -> bool:
-            if self.cancelling or self.stop_reason is not None:
+            if self.cancelling or self.stop_reason is not None or self.draining:
                 return True
             if self.paused:
                 return False
@@ -128,8 +138,12 @@ class Purge:
 
         try:
             for k, spec in enumerate(specs):
+                if self.chunks[cluster][k].state == "done":
+                    continue  # done in an earlier run
                 await workflow.wait_condition(lambda k=k, spec=spec: may_start(k, spec))  # type: ignore[misc]
-                if self.cancelling or self.stop_reason is not None:
+                if not self.draining and self._history_full(inp):
+                    self.draining = True
+                if self.cancelling or self.stop_reason is not None or self.draining:
                     break
                 previous = specs[k - 1] if k - 1 in running else None
                 running[k] = asyncio.create_task(self._chunk(inp, cluster, spec, self.chunks[cluster][k], previous))
@@ -180,6 +194,37 @@ class Purge:
             return
         state.state, state.rows_deleted, state.worker = "done", result.rows_deleted, result.worker or None
         state.finished = workflow.now().isoformat()
+
+    def _history_full(self, inp: PurgeInput) -> bool:
+        """Whether to continue as new: past the input's event threshold, or Temporal suggests it (checked
+        before the patch, so a purge started before this existed never reaches the patch marker)."""
+        info = workflow.info()
+        return (inp.continue_after_events > 0
+                and (info.get_current_history_length() >= inp.continue_after_events
+                     or info.is_continue_as_new_suggested())
+                and workflow.patched(CONTINUE_PATCH))
+
+    def _carry_in(self, carried: PurgeCarried) -> None:
+        self.paused, self.runs = carried.paused, carried.runs + 1
+        for cluster, states in self.chunks.items():
+            done, by = carried.rows_deleted.get(cluster, []), carried.worker.get(cluster, [])
+            for k, state in enumerate(states):
+                if k < len(done) and done[k] >= 0:
+                    state.state, state.rows_deleted = "done", done[k]
+                    state.worker = carried.workers[by[k]] if k < len(by) and by[k] >= 0 else None
+
+    def _next_run(self, inp: PurgeInput) -> PurgeInput:
+        """The same job and plan, carrying which chunks are done, what each deleted and where, and pause."""
+        workers = sorted({s.worker for states in self.chunks.values() for s in states if s.worker})
+        at = {w: i for i, w in enumerate(workers)}
+        carried = PurgeCarried(
+            rows_deleted={c: [s.rows_deleted if s.state == "done" else -1 for s in states]
+                          for c, states in self.chunks.items()},
+            workers=workers,
+            worker={c: [at[s.worker] if s.state == "done" and s.worker else -1 for s in states]
+                    for c, states in self.chunks.items()},
+            paused=self.paused, runs=self.runs)
+        return replace(inp, carried=carried)
 
     def _mark_rest(self, how: str) -> None:
         for states in self.chunks.values():
