@@ -185,3 +185,37 @@ async def test_a_shard_down_at_the_start_refuses_and_deletes_nothing(temporal_en
     up = [0, 2]
     assert [shard_counts(env.shards[i], env.database, "acme") for i in up] == [before[i] for i in up]
     assert all(tagged_mutations(env.shards[i], env.database) == [] for i in up)
+
+
+async def test_cancel_kills_the_chunk_mutation_on_every_shard(temporal_env: Any, env: ShardedEnv) -> None:
+    plan = env.plan()
+    tables = [f"`{env.database}`.{t}" for t in ("scores", "scorecards")]
+    stuck = env.shards[1].client(env.database)
+    for table in tables:  # s2 cannot run the first chunk's mutation: it stays in flight there
+        stuck.command(f"SYSTEM STOP MERGES {table}")
+    seen: dict[str, Any] = {}
+
+    async def cancel_while_s2_holds_it(jobs: PurgeJobService, job: str) -> None:
+        for _ in range(400):
+            rows = stuck.query("SELECT is_done FROM system.mutations WHERE database = {d:String}"
+                               " AND position(command, {tag:String}) > 0",
+                               {"d": env.database, "tag": f"'shepherd:{job}:sharded:0'"})
+            if rows:
+                break
+            await asyncio.sleep(0.05)
+        seen["in flight on s2"] = rows
+        await jobs.purge_cancel(job)
+
+    try:
+        outcome, progress = await run_purge(env, temporal_env, plan, env.config, control=cancel_while_s2_holds_it,
+                                            heartbeat_timeout_s=2)
+        left = stuck.query("SELECT count() FROM system.mutations WHERE database = {d:String} AND NOT is_done",
+                           {"d": env.database})[0][0]
+    finally:
+        for table in tables:
+            stuck.command(f"SYSTEM START MERGES {table}")
+        stuck.close()
+    assert seen["in flight on s2"] == [(0,)]
+    assert progress.state == "cancelled", outcome
+    assert progress.clusters["sharded"][0].state == "cancelled"
+    assert left == 0  # killed on s2, where it was still running, not left to run later
