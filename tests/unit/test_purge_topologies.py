@@ -194,3 +194,35 @@ def test_a_sharded_cluster_refuses_inserts() -> None:
     sharded = ShardedClickHouse("main", [("s1", Node())])
     with pytest.raises(UpstreamError, match="cluster main is sharded"):
         sharded.insert_csv("scores", ["a"], b"1\n")
+
+
+# ---- the lookup of a sharded cluster ------------------------------------------------------------
+
+
+class ShardResolver:
+    """Every shard answers `SELECT 1` but those named in `down`, which refuse every attempt."""
+
+    def __init__(self, down: set[str]) -> None:
+        self.down, self.attempts, self.nodes = down, dict[str, int](), dict[str, Node]()
+
+    def resolve(self, cluster: Any, region: Any) -> Any:
+        self.attempts[region.name] = self.attempts.get(region.name, 0) + 1
+        if region.name in self.down:
+            raise UpstreamError(f"cannot connect to {region.host}")
+        return self.nodes.setdefault(region.name, Node(lambda sql: [(1,)]))
+
+
+def test_the_lookup_connects_every_shard_or_names_the_ones_down() -> None:
+    from bot.adapters.clusters import ClusterLookup
+    from bot.errors import ClusterUnavailable
+
+    cfg = config({"shards": [region("s1"), region("s2"), region("s3")]})
+    found = ClusterLookup(cfg.clusters, ShardResolver(set()), cfg.lookup, sleep=lambda s: None).connect("main")
+    assert isinstance(found.client, ShardedClickHouse) and [n for n, _ in found.client.shards] == ["s1", "s2", "s3"]
+    assert found.note() is None
+    resolver = ShardResolver({"s2"})
+    with pytest.raises(ClusterUnavailable) as info:
+        ClusterLookup(cfg.clusters, resolver, cfg.lookup, sleep=lambda s: None).connect("main")
+    assert info.value.message == ("cluster main is unavailable: shard s2 (4 attempts): cannot connect to"
+                                  " s2.internal")
+    assert resolver.attempts == {"s1": 1, "s2": 4, "s3": 1}
