@@ -12,6 +12,7 @@ mutations, and the job ends cancelled. Locks are released however it ends.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -50,6 +51,13 @@ def _holds_back(specs: list[ChunkSpec], running: set[int], k: int) -> bool:
     return any(i != k - 1 for i in running) or any(
         spec.table == "scorecards" and specs[i].table == "scores" and specs[i].customer == spec.customer
         for i in running)
+
+
+def _unpacked(inp: PurgeInput) -> dict[str, list[ChunkSpec]]:
+    """The chunks per cluster: packed as JSON (new purges), or as dataclasses (purges started before)."""
+    if not inp.packed:
+        return inp.clusters
+    return {cluster: [ChunkSpec(**fields) for fields in chunks] for cluster, chunks in json.loads(inp.packed).items()}
 
 
 def _cause(err: BaseException) -> BaseException:
@@ -91,14 +99,15 @@ class Purge:
         # New runs let a table's next chunk start (recount, queue check, issue) while its mutation runs;
         # purges recorded before keep one chunk per table (their command order must replay unchanged).
         self.pipelined = workflow.patched(PIPELINE_PATCH)
+        clusters = _unpacked(inp)
         self.chunks = {
             cluster: [ChunkState(index=c.index, customer=c.customer, table=c.table, start=c.start, end=c.end,
                                  rows=c.rows) for c in specs]
-            for cluster, specs in inp.clusters.items()
+            for cluster, specs in clusters.items()
         }
         if inp.carried is not None:
             self._carry_in(inp.carried)
-        tasks = [asyncio.create_task(self._chain(inp, cluster, specs)) for cluster, specs in inp.clusters.items()]
+        tasks = [asyncio.create_task(self._chain(inp, cluster, specs)) for cluster, specs in clusters.items()]
         try:
             await workflow.wait_condition(lambda: all(t.done() for t in tasks))
         except asyncio.CancelledError:

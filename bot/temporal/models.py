@@ -259,6 +259,10 @@ class PurgeInput:
     # purges started before this existed); also when Temporal suggests it.
     continue_after_events: int = 0
     carried: PurgeCarried | None = None  # a continued run: what the runs before it did
+    # New purges send their chunks here instead of `clusters`: {cluster: [ChunkSpec fields]} as JSON. Thousands
+    # of ChunkSpec dataclasses take seconds to decode in the workflow sandbox (type hints read per object),
+    # past the 2 s a workflow task may take; one string decodes in milliseconds.
+    packed: str = ""
 
 
 @dataclass
