@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from bot.errors import ConfigError
 from commands.limits import Limits
@@ -46,11 +46,46 @@ class Region(Strict):
 
 
 class Cluster(Strict):
+    """A cluster's topology: `regions` (one server, reached through the first region that answers; with
+    `on_cluster`, a ClickHouse cluster whose deletes run `ON CLUSTER` that name), or `shards` (every
+    shard's own endpoint: Shepherd sends each delete to every shard and reads counts from all of them)."""
+
     name: str
-    regions: tuple[Region, ...] = Field(min_length=1)  # in order of preference
+    shards: tuple[Region, ...] = ()  # every shard, each a `Region`-shaped endpoint (name: the shard's)
+    regions: tuple[Region, ...] = Field(default=(), validate_default=True)  # in order of preference
+    on_cluster: str | None = None  # the ClickHouse cluster (remote_servers) its mutations run ON CLUSTER
     # The Temporal task queue of the workers near this cluster: its windows and chunks run there.
     # None: Shepherd's own (control) queue.
     task_queue: str | None = None
+
+    @field_validator("regions")
+    @classmethod
+    def _regions_or_shards(cls, v: tuple[Region, ...], info: ValidationInfo) -> tuple[Region, ...]:
+        if bool(v) == bool(info.data.get("shards")):
+            raise ValueError("list at least one region, or shards instead (not both)")
+        return v
+
+    @model_validator(mode="after")
+    def _topology(self) -> Cluster:
+        if self.shards and self.on_cluster:
+            raise ValueError(f"cluster {self.name}: on_cluster goes with regions, not with shards")
+        names = [s.name for s in self.shards]
+        if len(set(names)) != len(names):
+            raise ValueError(f"cluster {self.name}: shard names repeat")
+        if len({s.database for s in self.shards}) > 1:
+            raise ValueError(f"cluster {self.name}: every shard must hold the same database")
+        return self
+
+    @field_validator("on_cluster")
+    @classmethod
+    def _on_cluster(cls, v: str | None) -> str | None:
+        if v is not None and not IDENTIFIER.fullmatch(v):
+            raise ValueError(f"on_cluster {v!r} is not a plain identifier (letters, digits, _)")
+        return v
+
+    @property
+    def topology(self) -> str:
+        return "shards" if self.shards else "on_cluster" if self.on_cluster else "single"
 
     @field_validator("name")
     @classmethod

@@ -83,6 +83,10 @@ class PlanningService:
 
     def plan_backfill(self, req: BackfillRequest, today: date) -> BackfillPlan:
         customers = self.registry.resolve(req.customers)
+        sharded = sorted({c.cluster for c in customers if self.config.cluster(c.cluster).shards})
+        if sharded:
+            raise UserInputError(f"cluster {', '.join(sharded)} is sharded (shards: in shepherd.yml): Shepherd does"
+                                 " not backfill into it (a row's shard is the cluster's sharding key)")
         rng = req.range or self.default_range(today)
         _user(limits.check_span, rng.start, rng.end, self.config.limits, today)
         parallel = req.parallel or self.config.backfill.default_parallel
@@ -141,7 +145,7 @@ class PlanningService:
 
         def read(cluster: str, names: list[str]) -> Found:
             found = self.lookup.connect(cluster)
-            reader = KeyRangeReader(found.client, cluster, self.config.target)
+            reader = KeyRangeReader(found.client, cluster, self.config.target, self.config.cluster(cluster).on_cluster)
             keys, partitions = reader.table_keys()
             return found, reader, reader.table_days(names, rng, types, partitions), keys
 

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from bot.adapters.clickhouse import ChdbClickHouse, connect_region
 from bot.adapters.ports import ClickHouse, RegionResolver
+from bot.adapters.shards import ShardedClickHouse
 from bot.config import Cluster, LookupSettings, Region
 from bot.errors import ClusterUnavailable, ConfigError, ShepherdError, UserInputError
 
@@ -62,6 +63,10 @@ class LookupResult:
 
     def note(self) -> str | None:
         """One line for the job's thread when the lookup needed retries or a fallback, else None."""
+        if self.region == "shards":
+            slow = [f"shard {t.region} answered on attempt {t.attempts} ({t.last_error})" for t in self.tried
+                    if t.attempts > 1]
+            return f"Cluster {self.cluster}: " + "; ".join(slow) + "." if slow else None
         if self.attempts == 1:
             return None
         failed = [t for t in self.tried if t.region != self.region]
@@ -102,6 +107,8 @@ class ClusterLookup:
         if cluster is None:
             known = ", ".join(sorted(self.clusters)) or "(none configured)"
             raise UserInputError(f"unknown cluster {cluster_name!r}; known clusters: {known}")
+        if cluster.shards:
+            return self._connect_shards(cluster)
         tried: list[RegionAttempts] = []
         for index, region in enumerate(cluster.regions):
             client, outcome = self._try_region(cluster, region)
@@ -128,6 +135,25 @@ class ClusterLookup:
                     cluster.regions[index + 1].name,
                 )
         raise ClusterUnavailable(_unavailable_message(cluster.name, tried))
+
+    def _connect_shards(self, cluster: Cluster) -> LookupResult:
+        """Every shard (each tried like a region, with retries), or ClusterUnavailable naming the ones down."""
+        tried: list[RegionAttempts] = []
+        clients: list[tuple[str, ClickHouse]] = []
+        for shard in cluster.shards:
+            client, outcome = self._try_region(cluster, shard)
+            tried.append(outcome)
+            if client is not None:
+                clients.append((shard.name, client))
+        down = [t for t in tried if t.region not in {name for name, _ in clients}]
+        if down:
+            for _, client in clients:
+                client.close()
+            said = "; ".join(f"shard {t.region} ({t.attempts} attempt{'s' if t.attempts != 1 else ''}):"
+                             f" {t.last_error}" for t in down)
+            raise ClusterUnavailable(f"cluster {cluster.name} is unavailable: {said}")
+        return LookupResult(client=ShardedClickHouse(cluster.name, clients), cluster=cluster.name,
+                            region="shards", attempts=sum(t.attempts for t in tried), fell_back=False, tried=tried)
 
     def _try_region(self, cluster: Cluster, region: Region) -> tuple[ClickHouse | None, RegionAttempts]:
         last_error: str | None = None

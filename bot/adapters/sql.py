@@ -38,3 +38,11 @@ def pg_ident(name: str) -> str:
 def ch_table(db: str, table: str) -> str:
     """A qualified ClickHouse table reference: `db`.`table`."""
     return f"{quote_ident(db)}.{quote_ident(table)}"
+
+
+def ch_source(db: str, table: str, on_cluster: str | None = None) -> str:
+    """What a whole-cluster read names: the table, or on a ClickHouse cluster (`on_cluster`) one replica
+    of every shard of it, `cluster('NAME', db, table)`."""
+    if on_cluster:
+        return f"cluster('{check_ident(on_cluster)}', {quote_ident(db)}, {quote_ident(table)})"
+    return ch_table(db, table)

@@ -29,9 +29,11 @@ from psycopg import sql
 
 from bot.adapters.ports import ClickHouse
 from bot.adapters.postgres import utc_midnight
+from bot.adapters.shards import ShardedClickHouse
 from bot.adapters.sql import ch_table
 from bot.backfill.insert_pipeline import InsertPipeline, Then
 from bot.config import ShepherdConfig
+from bot.errors import UpstreamError
 
 CARD_COLUMNS = ["customer_id", "day", "scorecard_id", "conversation_id", "scorecard_type", "created_at"]
 SCORE_COLUMNS = ["customer_id", "day", "scorecard_id", "criterion_id", "value"]
@@ -112,6 +114,8 @@ class _Batcher:
 class Reindexer:
     def __init__(self, config: ShepherdConfig, source: Any, ch: ClickHouse, *, batch_rows: int | None = None,
                  delete_mode: str = DELETE_MODE, shield: Shield = nullcontext) -> None:
+        if isinstance(ch, ShardedClickHouse):  # refused before its delete: it could not insert the rows back
+            raise UpstreamError(f"cluster {ch.cluster} is sharded: Shepherd does not backfill into it")
         self.config = config
         self.source = source  # psycopg ConnectionPool
         self.ch = ch

@@ -91,7 +91,7 @@ def cluster_rows(config: ShepherdConfig) -> list[Row]:
     rows: list[Row] = []
     for cluster in config.clusters:
         mine: list[Row] = []
-        for region in cluster.regions:
+        for region in cluster.regions or cluster.shards:
             target = f"{cluster.name}/{region.name} {region.host}:{region.port}"
             if region.engine == "chdb":
                 mine.append(Row("clickhouse", f"{cluster.name}/{region.name}", None, "embedded chdb: not checked"))
@@ -104,7 +104,8 @@ def cluster_rows(config: ShepherdConfig) -> list[Row]:
                 mine.append(Row("clickhouse", target, False, _text(err)))
         answered = any(r.ok is not False for r in mine)
         for r in mine:
-            r.required = not answered  # a region down beside one that answers: the lookup falls back
+            # a region down beside one that answers: the lookup falls back; every shard is needed
+            r.required = bool(cluster.shards) or not answered
         rows += mine
     return rows
 

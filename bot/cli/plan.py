@@ -106,6 +106,9 @@ def _purge(planning: PlanningService, req: PurgeRequest, args: argparse.Namespac
         for n in result.plan.notes:
             print(f"note: {n}")
         for name, found in result.lookups.items():
-            if found.fell_back or found.attempts > 1:
+            if found.region == "shards":  # every shard answered; one that needed retries is named
+                if note := found.note():
+                    print(f"note: {note}")
+            elif found.fell_back or found.attempts > 1:
                 print(f"note: cluster {name} answered from region {found.region} after {found.attempts} attempts")
     return 0

@@ -81,7 +81,9 @@ class PurgeActivities:
 
     def target(self, ch: ClickHouse, inp: ChunkInput, c: ChunkSpec | None = None, p: str = "") -> Target:
         """The chunk's (or `c`'s) table and filter; `p` prefixes its parameter names (two filters, one query)."""
-        return chunk_target(ch, self.deps.config.target, c or inp.chunk, inp.types, chunk_tag(inp), p)
+        cluster = next((k for k in self.deps.config.clusters if k.name == inp.cluster), None)
+        return chunk_target(ch, self.deps.config.target, c or inp.chunk, inp.types, chunk_tag(inp), p,
+                            cluster.on_cluster if cluster else None)
 
     @activity.defn(name="purge_chunk", no_thread_cancel_exception=True)
     def purge_chunk(self, inp: ChunkInput) -> ChunkResult:
@@ -96,9 +98,11 @@ class PurgeActivities:
         with keepalive(lambda: beat):
             # An earlier attempt may have issued the delete (whether or not it lived to heartbeat it).
             mine = target.find() if info.attempt > 1 or last else None
-            if mine is not None and mine[2]:
-                target.kill(mine[0])  # it keeps failing: clear it, and delete afresh below
+            if mine is not None and mine.fail_reason:
+                target.kill(mine.id)  # it keeps failing: clear it, and delete afresh below
                 mine = None
+            if mine is not None and mine.missing:
+                target.issue(inp.strategy, only=mine.missing)  # an attempt stopped between shards: finish the fan-out
             if mine is None:
                 previous = self.target(found.client, inp, inp.previous, "p_") if inp.previous else None
                 live, previous_live, unfinished = target.guard(previous)
@@ -115,7 +119,7 @@ class PurgeActivities:
                 unfinished = self._issue_when_queue_allows(target, inp, beat)
                 mutation_id, ahead = None, unfinished  # found by its tag at the first poll
             else:
-                mutation_id, ahead = mine[0], 0
+                mutation_id, ahead = mine.id, 0
                 live = int(last.get("live", c.rows))
         beat.update(live=live, rows_deleted=0)
         activity.heartbeat(beat)
@@ -182,8 +186,11 @@ class PurgeActivities:
                 raise ApplicationError(f"mutation {mutation_id or target.tag} on {target.qualified}"
                                        " disappeared before it was done (or left none to follow)")
             if mutation_id is None:
-                mutation_id = beat["mutation_id"] = row[0]
-            _, is_done, fail_reason, parts = row
+                mutation_id = beat["mutation_id"] = row.id
+            if row.missing:  # the next attempt issues it on those shards
+                raise ApplicationError(f"mutation {mutation_id} on {target.qualified} is missing on shard"
+                                       f" {', '.join(row.missing)}")
+            is_done, fail_reason, parts = row.done, row.fail_reason, row.parts_to_do
             if is_done:
                 took = (time.monotonic() - began) / (1 + ahead)
                 _recent[key] = took if key not in _recent else 0.5 * (_recent[key] + took)
@@ -205,4 +212,4 @@ class PurgeActivities:
             mine = target.find()
         except Exception:  # noqa: BLE001 - cancelling: the kill is best effort, the cancel goes on
             return None
-        return mine[0] if mine else None
+        return mine.id if mine else None

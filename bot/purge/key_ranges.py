@@ -9,13 +9,16 @@ one the purge activity deletes with, so the offsets and the chunk's recount agre
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
+from itertools import islice
 from typing import Any
 
 from bot.adapters.ports import ClickHouse
-from bot.adapters.sql import ch_table, check_ident
+from bot.adapters.shards import ShardedClickHouse, each_shard
+from bot.adapters.sql import ch_source, ch_table, check_ident
 from bot.config import TargetTables
 from bot.errors import UserInputError
 from commands.key_chunks import Cut, TableDays, TableKey
@@ -32,10 +35,16 @@ def appeal_scores(cards: str, p: str = "") -> str:
 
 
 class KeyRangeReader:
-    def __init__(self, ch: ClickHouse, cluster: str, names: TargetTables) -> None:
-        self.ch, self.cluster = ch, cluster
+    """Reads the whole cluster: on a `ShardedClickHouse` every shard's rows (summed here, and the cut keys
+    found in the shards' merged key order); with `on_cluster`, through `cluster(NAME, db, table)`."""
+
+    def __init__(self, ch: ClickHouse, cluster: str, names: TargetTables, on_cluster: str | None = None) -> None:
+        self.ch, self.cluster, self.on_cluster = ch, cluster, on_cluster
         self.tables = {"scorecards": names.scorecards, "scores": names.scores}
         self.cards = ch_table(ch.database, names.scorecards)
+
+    def source(self, name: str) -> str:
+        return ch_source(self.ch.database, name, self.on_cluster)
 
     def table_keys(self) -> tuple[dict[tuple[str, str], TableKey], dict[str, str]]:
         """Each table's sort key after customer_id, and its partition key ('' when none)."""
@@ -67,7 +76,7 @@ class KeyRangeReader:
         out: list[TableDays] = []
         for table, name in self.tables.items():
             part = "_partition_id" if partitions[table] else "''"
-            source = ch_table(self.ch.database, name)
+            source = self.source(name)
             filt = (f"WHERE {where}" if table == "scorecards" else
                     f"PREWHERE scorecard_id IN (SELECT scorecard_id FROM {self.cards} WHERE {where})"
                     " WHERE customer_id IN {cs:Array(String)} AND day BETWEEN {lo:Date} AND {hi:Date}")
@@ -76,8 +85,12 @@ class KeyRangeReader:
                 f" SELECT customer_id, p, arraySort(groupArray((day, toUInt64(n)))) AS r FROM ("
                 f"  SELECT customer_id, {part} AS p, day, count() AS n FROM {source} {filt}"
                 "   GROUP BY customer_id, p, day) GROUP BY customer_id, p)", params)
-            out += [TableDays(self.cluster, str(c), table, str(p), [_as_date(d) for d in days], [int(n) for n in ns])
-                    for c, p, days, ns in rows]
+            merged: dict[tuple[str, str], dict[date, int]] = defaultdict(lambda: defaultdict(int))
+            for c, p, days, ns in rows:  # one row per (customer, partition) from each shard
+                for d, n in zip(days, ns, strict=True):
+                    merged[(str(c), str(p))][_as_date(d)] += int(n)
+            out += [TableDays(self.cluster, c, table, p, sorted(per), [per[d] for d in sorted(per)])
+                    for (c, p), per in merged.items()]
         return out
 
     def cut_keys(self, cuts: Sequence[Cut], keys: dict[tuple[str, str], TableKey],
@@ -97,10 +110,12 @@ class KeyRangeReader:
                       types: Sequence[int]) -> dict[Cut, tuple[str, ...]]:
         first = cuts[0]
         cols = keys[(self.cluster, first.table)].columns
-        name = ch_table(self.ch.database, self.tables[first.table])
+        name = self.source(self.tables[first.table])
         where = APPEAL if first.table == "scorecards" else appeal_scores(self.cards)
         part = " AND _partition_id = {p:String}" if first.partition else ""
         order = ", ".join(cols)
+        if isinstance(self.ch, ShardedClickHouse):
+            return self._merged_cut_keys(cuts, cols, f"{name} WHERE {where}{part}", types)
         rows = self.ch.query(
             f"SELECT k, {', '.join(f'toString({c})' for c in cols)} FROM ("
             f"SELECT {order}, row_number() OVER (ORDER BY customer_id, {order}) - 1 AS k"
@@ -113,6 +128,25 @@ class KeyRangeReader:
             raise UserInputError(f"cluster {self.cluster}: {first.customer} {first.table} changed while planning"
                                  f" (no row {missing[0]} on {first.day}); plan again")
         return {c: at[c.offset] for c in cuts}
+
+    def _merged_cut_keys(self, cuts: list[Cut], cols: Sequence[str], rows_of: str,
+                         types: Sequence[int]) -> dict[Cut, tuple[str, ...]]:
+        """Shards: each shard's first rows of the day in key order (as far as the last cut), merged; the rows
+        at the cuts' offsets in the merged order are the cluster's cut keys."""
+        first, last = cuts[0], max(c.offset for c in cuts)
+        order = ", ".join(cols)
+        sql = (f"SELECT {order}, {', '.join(f'toString({c})' for c in cols)} FROM {rows_of}"
+               f" ORDER BY {order} LIMIT {{n:UInt64}}")
+        params = {"c": first.customer, "lo": first.day, "hi": first.day, "types": list(types),
+                  "p": first.partition, "n": last + 1}
+        width = len(cols)
+        per_shard = [rows for _, rows in each_shard(self.ch, lambda ch: ch.query(sql, params))]
+        merged = list(islice(heapq.merge(*per_shard, key=lambda r: r[:width]), last + 1))
+        missing = [c.offset for c in cuts if c.offset >= len(merged)]
+        if missing:
+            raise UserInputError(f"cluster {self.cluster}: {first.customer} {first.table} changed while planning"
+                                 f" (no row {missing[0]} on {first.day}); plan again")
+        return {c: tuple(str(v) for v in merged[c.offset][width:]) for c in cuts}
 
 
 def _as_date(value: Any) -> date:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import asdict
 from typing import Any
 
 from temporalio.common import WorkflowIDReusePolicy
@@ -41,14 +43,16 @@ class PurgeJobService(JobService):
     async def start_purge(self, plan: PurgePlan, job_id: str, requester: str, channel: str | None = None) -> str:
         check_purge_plan(plan, {c.name for c in self.config.clusters})
         policy = self.config.purge
+        specs = chunk_specs(plan)
         inp = PurgeInput(
-            job_id=job_id, plan_hash=plan.plan_hash, types=list(plan.types),
-            clusters=chunk_specs(plan),
+            job_id=job_id, plan_hash=plan.plan_hash, types=list(plan.types), clusters={},
+            packed=json.dumps({c: [asdict(s) for s in chunks] for c, chunks in specs.items()}, separators=(",", ":")),
             strategy=policy.strategy, max_unfinished_mutations=policy.max_unfinished_mutations,
             drift_tolerance=policy.drift_tolerance, heartbeat_timeout_s=self.heartbeat_timeout_s,
             max_attempts=self.config.backfill.max_attempts,
+            continue_after_events=self.config.backfill.continue_after_events,
         )
-        inp.task_queues = {name: queue for name in inp.clusters if (queue := self.config.cluster_queue(name))}
+        inp.task_queues = {name: queue for name in specs if (queue := self.config.cluster_queue(name))}
         workflow_id = job_workflow_id("purge", job_id)
         await asyncio.to_thread(self._record, job_id, "purge", requester, channel, plan, workflow_id)
         pairs = {(cp.cluster, c.customer) for cp in plan.clusters for c in cp.chunks}

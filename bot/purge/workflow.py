@@ -12,6 +12,8 @@ mutations, and the job ends cancelled. Locks are released however it ends.
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
 from datetime import timedelta
 
 from temporalio import workflow
@@ -24,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ChunkResult,
         ChunkSpec,
         ChunkState,
+        PurgeCarried,
         PurgeInput,
         PurgeProgress,
         ReleaseLocksInput,
@@ -37,6 +40,7 @@ def _blocks(running: ChunkSpec, spec: ChunkSpec) -> bool:
 
 
 PIPELINE_PATCH = "purge-key-range-chunks"
+CONTINUE_PATCH = "purge-continue-as-new"
 
 
 def _holds_back(specs: list[ChunkSpec], running: set[int], k: int) -> bool:
@@ -47,6 +51,13 @@ def _holds_back(specs: list[ChunkSpec], running: set[int], k: int) -> bool:
     return any(i != k - 1 for i in running) or any(
         spec.table == "scorecards" and specs[i].table == "scores" and specs[i].customer == spec.customer
         for i in running)
+
+
+def _unpacked(inp: PurgeInput) -> dict[str, list[ChunkSpec]]:
+    """The chunks per cluster: packed as JSON (new purges), or as dataclasses (purges started before)."""
+    if not inp.packed:
+        return inp.clusters
+    return {cluster: [ChunkSpec(**fields) for fields in chunks] for cluster, chunks in json.loads(inp.packed).items()}
 
 
 def _cause(err: BaseException) -> BaseException:
@@ -65,6 +76,8 @@ class Purge:
         self.cancelling = False
         self.chunks: dict[str, list[ChunkState]] = {}
         self.pipelined = False
+        self.draining = False  # a long history: start no more chunks, continue as new once the running end
+        self.runs = 1
 
     @workflow.signal
     def pause(self) -> None:
@@ -78,7 +91,7 @@ class Purge:
     def progress(self) -> PurgeProgress:
         state = "paused" if self.paused and self.state == "running" else self.state
         return PurgeProgress(job_id=self.job_id, state=state, paused=self.paused, stop_reason=self.stop_reason,
-                             clusters=self.chunks)
+                             clusters=self.chunks, runs=self.runs)
 
     @workflow.run
     async def run(self, inp: PurgeInput) -> PurgeProgress:
@@ -86,12 +99,15 @@ class Purge:
         # New runs let a table's next chunk start (recount, queue check, issue) while its mutation runs;
         # purges recorded before keep one chunk per table (their command order must replay unchanged).
         self.pipelined = workflow.patched(PIPELINE_PATCH)
+        clusters = _unpacked(inp)
         self.chunks = {
             cluster: [ChunkState(index=c.index, customer=c.customer, table=c.table, start=c.start, end=c.end,
                                  rows=c.rows) for c in specs]
-            for cluster, specs in inp.clusters.items()
+            for cluster, specs in clusters.items()
         }
-        tasks = [asyncio.create_task(self._chain(inp, cluster, specs)) for cluster, specs in inp.clusters.items()]
+        if inp.carried is not None:
+            self._carry_in(inp.carried)
+        tasks = [asyncio.create_task(self._chain(inp, cluster, specs)) for cluster, specs in clusters.items()]
         try:
             await workflow.wait_condition(lambda: all(t.done() for t in tasks))
         except asyncio.CancelledError:
@@ -105,6 +121,9 @@ class Purge:
             self._mark_rest("cancelled")
             await self._release(inp)
             raise
+        if self.draining and self.stop_reason is None and not any(t.exception() for t in tasks) and any(
+                s.state == "pending" for states in self.chunks.values() for s in states):
+            workflow.continue_as_new(self._next_run(inp))  # the locks stay held: the job goes on
         await self._release(inp)
         for task in tasks:
             task.result()  # a bug in a chain surfaces here (chunk failures are recorded, not raised)
@@ -118,7 +137,7 @@ class Purge:
         running: dict[int, asyncio.Task[None]] = {}
 
         def may_start(k: int, spec: ChunkSpec) -> bool:
-            if self.cancelling or self.stop_reason is not None:
+            if self.cancelling or self.stop_reason is not None or self.draining:
                 return True
             if self.paused:
                 return False
@@ -128,8 +147,12 @@ class Purge:
 
         try:
             for k, spec in enumerate(specs):
+                if self.chunks[cluster][k].state == "done":
+                    continue  # done in an earlier run
                 await workflow.wait_condition(lambda k=k, spec=spec: may_start(k, spec))  # type: ignore[misc]
-                if self.cancelling or self.stop_reason is not None:
+                if not self.draining and self._history_full(inp):
+                    self.draining = True
+                if self.cancelling or self.stop_reason is not None or self.draining:
                     break
                 previous = specs[k - 1] if k - 1 in running else None
                 running[k] = asyncio.create_task(self._chunk(inp, cluster, spec, self.chunks[cluster][k], previous))
@@ -180,6 +203,37 @@ class Purge:
             return
         state.state, state.rows_deleted, state.worker = "done", result.rows_deleted, result.worker or None
         state.finished = workflow.now().isoformat()
+
+    def _history_full(self, inp: PurgeInput) -> bool:
+        """Whether to continue as new: past the input's event threshold, or Temporal suggests it (checked
+        before the patch, so a purge started before this existed never reaches the patch marker)."""
+        info = workflow.info()
+        return (inp.continue_after_events > 0
+                and (info.get_current_history_length() >= inp.continue_after_events
+                     or info.is_continue_as_new_suggested())
+                and workflow.patched(CONTINUE_PATCH))
+
+    def _carry_in(self, carried: PurgeCarried) -> None:
+        self.paused, self.runs = carried.paused, carried.runs + 1
+        for cluster, states in self.chunks.items():
+            done, by = carried.rows_deleted.get(cluster, []), carried.worker.get(cluster, [])
+            for k, state in enumerate(states):
+                if k < len(done) and done[k] >= 0:
+                    state.state, state.rows_deleted = "done", done[k]
+                    state.worker = carried.workers[by[k]] if k < len(by) and by[k] >= 0 else None
+
+    def _next_run(self, inp: PurgeInput) -> PurgeInput:
+        """The same job and plan, carrying which chunks are done, what each deleted and where, and pause."""
+        workers = sorted({s.worker for states in self.chunks.values() for s in states if s.worker})
+        at = {w: i for i, w in enumerate(workers)}
+        carried = PurgeCarried(
+            rows_deleted={c: [s.rows_deleted if s.state == "done" else -1 for s in states]
+                          for c, states in self.chunks.items()},
+            workers=workers,
+            worker={c: [at[s.worker] if s.state == "done" and s.worker else -1 for s in states]
+                    for c, states in self.chunks.items()},
+            paused=self.paused, runs=self.runs)
+        return replace(inp, carried=carried)
 
     def _mark_rest(self, how: str) -> None:
         for states in self.chunks.values():

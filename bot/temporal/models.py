@@ -255,6 +255,25 @@ class PurgeInput:
     heartbeat_timeout_s: float = 300.0
     max_attempts: int = 5
     task_queues: dict[str, str] = field(default_factory=dict)  # cluster -> its task queue (absent: the job's)
+    # Past this many history events the job continues as new once its running chunks end (0: never, as
+    # purges started before this existed); also when Temporal suggests it.
+    continue_after_events: int = 0
+    carried: PurgeCarried | None = None  # a continued run: what the runs before it did
+    # New purges send their chunks here instead of `clusters`: {cluster: [ChunkSpec fields]} as JSON. Thousands
+    # of ChunkSpec dataclasses take seconds to decode in the workflow sandbox (type hints read per object),
+    # past the 2 s a workflow task may take; one string decodes in milliseconds.
+    packed: str = ""
+
+
+@dataclass
+class PurgeCarried:
+    """What the runs before a continued one did, compactly (a plan may hold thousands of chunks)."""
+
+    rows_deleted: dict[str, list[int]]  # cluster -> per chunk in plan order: rows deleted, or -1 not done
+    workers: list[str] = field(default_factory=list)  # the workers that ran them
+    worker: dict[str, list[int]] = field(default_factory=dict)  # cluster -> per chunk: index in workers, -1 none
+    paused: bool = False
+    runs: int = 1  # runs before this one
 
 
 @dataclass
@@ -304,6 +323,7 @@ class PurgeProgress:
     paused: bool
     stop_reason: str | None
     clusters: dict[str, list[ChunkState]]
+    runs: int = 1  # 2 and more: the job continued as new (a long plan)
 
 
 # ---- locks ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from bot.adapters.clusters import ClusterLookup
 from bot.adapters.postgres import utc_midnight
-from bot.adapters.sql import ch_table
+from bot.adapters.sql import ch_source, ch_table
 from bot.backfill.source_volumes import SourceVolumes
 from bot.config import ShepherdConfig
 from bot.errors import UserInputError
@@ -241,8 +241,10 @@ class VerifyService:
         scorecard is gone also shows up as a difference from Postgres.
         """
         ch = self.lookup.connect(cluster).client
-        cards = ch_table(ch.database, self.config.target.scorecards)
-        scores = ch_table(ch.database, self.config.target.scores)
+        on_cluster = self.config.cluster(cluster).on_cluster
+        cards = ch_table(ch.database, self.config.target.scorecards)  # the IN subqueries: each node's own
+        scores = ch_source(ch.database, self.config.target.scores, on_cluster)
+        all_cards = ch_source(ch.database, self.config.target.scorecards, on_cluster)
         where = "customer_id IN {customers:Array(String)} AND day BETWEEN {lo:Date} AND {hi:Date}"
         appeal_ids = (f"SELECT scorecard_id FROM {cards} WHERE {where} AND scorecard_type IN {{appeal:Array(UInt8)}}")
         types_ids = f"SELECT scorecard_id FROM {cards} WHERE {where} AND scorecard_type IN {{types:Array(UInt8)}}"
@@ -251,7 +253,8 @@ class VerifyService:
         # primary key skip every granule when there are none, as after a purge).
         query = (
             f"SELECT 0, customer_id, day, countIf(scorecard_type NOT IN {{appeal:Array(UInt8)}}),"
-            f" countIf(scorecard_type IN {{types:Array(UInt8)}}) FROM {cards} WHERE {where} GROUP BY customer_id, day"
+            f" countIf(scorecard_type IN {{types:Array(UInt8)}}) FROM {all_cards} WHERE {where}"
+            " GROUP BY customer_id, day"
             f" UNION ALL SELECT 1, customer_id, day, count(), 0 FROM {scores} WHERE {where} GROUP BY customer_id, day"
             f" UNION ALL SELECT 2, customer_id, day, countIf(scorecard_id IN ({appeal_ids})),"
             f" countIf(scorecard_id IN ({types_ids})) FROM {scores} WHERE {where}"
@@ -261,17 +264,18 @@ class VerifyService:
         params = {"customers": list(names), "lo": rng.start, "hi": rng.end,
                   "appeal": list(self.config.appeal_types), "types": list(types)}
         # per (customer, day): scorecards kept, scores, appeal scorecards (types), appeal scores (types);
-        # kept scores = all scores - those of appeal scorecards.
+        # kept scores = all scores - those of appeal scorecards. A sharded cluster answers each shard's rows: summed.
         merged: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         for part, customer, day, first, second in ch.query(query, params):
             entry = merged[(str(customer), _as_date(day))]
             if int(part) == 0:
-                entry[0], entry[2] = int(first), int(second)
+                entry[0] += int(first)
+                entry[2] += int(second)
             elif int(part) == 1:
                 entry[1] += int(first)
             else:
                 entry[1] -= int(first)
-                entry[3] = int(second)
+                entry[3] += int(second)
         rows = [DayCount(c, d, v[0], v[1]) for (c, d), v in merged.items() if v[0] or v[1]]
         appeal_rows = [DayCount(c, d, v[2], v[3]) for (c, d), v in merged.items() if v[2] or v[3]]
         return rows, appeal_rows

@@ -49,7 +49,7 @@ def gather(pool: Any, config: ShepherdConfig, rows: list[JobRow]) -> w.Records:
     for at, actor, action, target, outcome, text in audit:
         job = target if target in ids else next((i for i in ids if text and i in text), None)
         actions.append(w.ActionInfo(_utc(at) or at, actor, text or action, job, outcome or ""))
-    first = {c.name: c.regions[0].name for c in config.clusters}
+    first = {c.name: c.regions[0].name for c in config.clusters if c.regions}
     return w.Records(tuple(jobs), tuple(purges), tuple(backfills), tuple(verifications), tuple(actions),
                      tuple(w.EventInfo(_utc(at) or at, j, k) for at, j, k in events), first)
 

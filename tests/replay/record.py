@@ -371,6 +371,26 @@ class Recorder:
                         "Purge of key-range chunks (cut inside days, IN PARTITION), pipelined, every chunk done",
                         events=["MarkerRecorded", "WorkflowExecutionCompleted"])
 
+    async def purge_continue_as_new(self) -> None:
+        """A purge whose history passes `continue_after_events` (20 here): its running chunks end, it continues
+        as new carrying the done chunks; the last run finishes the rest."""
+        await self.ensure_worker()
+        jobs = self.jobs(continue_after_events=20)
+        job = new_job_id("purge")
+        plan = self.key_range_plan(6, 3, 300)
+        assert sum(len(cp.chunks) for cp in plan.clusters) >= 6, plan
+        await jobs.start_purge(plan, job, "U_ALICE")
+        handle = self.client.get_workflow_handle(job_workflow_id("purge", job))
+        first_run = (await handle.describe()).run_id
+        done = await self.until("the purge done", lambda: self._purge_ended(jobs, job))
+        assert done.state == "done" and done.runs >= 2, done
+        await self.save("purge_continued_as_new", job_workflow_id("purge", job), first_run,
+                        "Purge run past continue_after_events: its running chunks end, it continues as new",
+                        events=["MarkerRecorded", "WorkflowExecutionContinuedAsNew"])
+        await self.save("purge_after_continue_as_new", job_workflow_id("purge", job), None,
+                        "Purge's last run after continuing as new (done chunks carried), done",
+                        events=["WorkflowExecutionCompleted"])
+
     async def purge_pause_cancel(self) -> None:
         """On a worker whose ClickHouse runs no mutation on scorecards: a scorecards chunk waits on its
         mutation; pause, then cancel: the chunk's activity kills its mutation, the purge ends cancelled."""
@@ -442,7 +462,8 @@ class Recorder:
 
 
 PATHS = ("crash_resume_and_failed_window", "control", "cancel", "purge_done_and_drift", "purge_pause_cancel",
-         "purge_key_ranges", "continue_as_new", "cluster_queues", "autopilot", "autopilot_steers")
+         "purge_key_ranges", "continue_as_new", "cluster_queues", "autopilot", "autopilot_steers",
+         "purge_continue_as_new")
 
 
 async def record(out: Path, paths: list[str]) -> None:
