@@ -145,7 +145,7 @@ def exact_counts(f: Fleet, in_clickhouse: dict[tuple[str, str], int]) -> None:
 
 async def test_a_clusters_windows_run_on_its_queue_over_many_workers_and_survive_a_sigkill(
         temporal_env: Any, pg_server_dsn: str, tmp_path: Path) -> None:
-    f = make_fleet(temporal_env, pg_server_dsn, tmp_path, 0.6, 4)
+    f = make_fleet(temporal_env, pg_server_dsn, tmp_path, 1.0, 4)
     dsn, env, control, usw2, chdb, pool, jobs, plan = f.dsn, f.env, f.control, f.usw2, f.chdb, f.pool, f.jobs, f.plan
     assert len(plan.windows) == 10
     log = tmp_path / "workers.log"
@@ -165,7 +165,7 @@ async def test_a_clusters_windows_run_on_its_queue_over_many_workers_and_survive
             done = {int((w.worker or "0@").partition("@")[0]) for w in progress.windows if w.state == "done"}
             running: dict[int, set[str]] = {}
             for w in progress.windows:
-                if w.state == "running" and w.worker and w.done > 0:
+                if w.state == "running" and w.worker:
                     running.setdefault(int(w.worker.partition("@")[0]), set()).add(w.key)
             ready = [pid for pid in running if pid in done and pid in fleet]
             if ready:
@@ -199,9 +199,13 @@ async def test_a_clusters_windows_run_on_its_queue_over_many_workers_and_survive
     by_key = {w.key: w for w in final.windows}
     assert {w.worker for w in final.windows} == {identity for _, _, identity in ran.values()}
     survivor = next(pid for pid in fleet if pid != victim)
-    for key in victims_windows:
-        assert by_key[key].worker and by_key[key].worker.startswith(f"{survivor}@")
-        assert by_key[key].attempt >= 2
+    moved = {key for key in victims_windows if (by_key[key].worker or "").startswith(f"{survivor}@")}
+    assert moved, ("none of the killed worker's running windows went to the other", victims_windows, final.windows)
+    for key in victims_windows:  # a window may have finished between the reading and the kill landing
+        if key in moved:
+            assert by_key[key].attempt >= 2
+        else:
+            assert (by_key[key].worker or "").startswith(f"{victim}@") and by_key[key].attempt == 1
     exact_counts(f, in_clickhouse)
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT state FROM shepherd.jobs WHERE id = %s", (job,)).fetchone() == ("done",)
