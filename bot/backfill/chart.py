@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
+from bot.charts import save_png
 from commands.job_story import Story, n_path, planned_vs_actual
 from commands.models import BackfillPlan, DayVolume
 
@@ -41,12 +42,7 @@ def backfill_chart(plan: BackfillPlan, volumes: list[DayVolume], path: Path) -> 
     if rest > 0:
         title += f" ({rest} smaller customers not drawn)"
     fig.suptitle(title, fontsize=10)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def _unit(seconds: float) -> tuple[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.charts import save_png
 from commands.deep_rows import KIND_TEXT, KINDS
 
 COLORS = {"missing": "#d9534f", "extra": "#f0ad4e", "changed": "#4a7ab5", "appeal": "#8e44ad",
@@ -29,9 +30,4 @@ def deep_chart(per_day: dict[str, dict[str, int]], title: str, path: Path) -> Pa
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=10, loc="left")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
